@@ -1,0 +1,1 @@
+"""Data: tile datasets, multi-crop, stain/scanner augmentation, masking and collation."""
