@@ -1,0 +1,7 @@
+"""`python -m slides`: see `slides.cli`."""
+
+import sys
+
+from slides.cli import main
+
+sys.exit(main())

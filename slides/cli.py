@@ -1,0 +1,132 @@
+"""Command line: `python -m slides tile SLIDE_OR_DIR --out DIR` writes grids and thumbnails."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from slides.errors import SlideError
+from slides.grid import make_grid
+from slides.grid_io import save_grid
+from slides.paths import find_slides
+from slides.slide import open_slide
+from slides.thumbnail import save_grid_thumbnail
+from slides.tissue import detect_tissue
+
+ERROR_LOG = "errors.log"
+
+
+def tile_slide(
+    path: Path,
+    out: Path,
+    mpp: float,
+    size: int,
+    overlap: int = 0,
+    min_tissue: float = 0.5,
+    slide_mpp: float | None = None,
+) -> int:
+    """Write `<out>/<name>.h5` (coords) and `<out>/<name>.png` (thumbnail); return tile count."""
+    with open_slide(path, mpp=slide_mpp) as slide:
+        tissue = detect_tissue(slide)
+        grid = make_grid(slide, mpp, size, overlap, min_tissue, tissue)
+        save_grid_thumbnail(out / f"{slide.name}.png", slide, grid)
+        save_grid(out / f"{slide.name}.h5", grid)  # written last: its presence means "done"
+    return len(grid)
+
+
+def _parser() -> argparse.ArgumentParser:
+    """The argument parser with its `tile` sub-command."""
+    parser = argparse.ArgumentParser(prog="python -m slides", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    tile = commands.add_parser(
+        "tile",
+        help="tile slides: one coords HDF5 and one thumbnail PNG per slide",
+        description="Tile tissue at a target resolution. Writes <out>/<slide>.h5 (TRIDENT "
+        "'coords') and <out>/<slide>.png (thumbnail with the grid drawn); slides already done "
+        "are skipped unless --overwrite.",
+    )
+    tile.add_argument("source", type=Path, help="a slide, a folder of slides, or a CSV of paths")
+    tile.add_argument("--out", type=Path, required=True, help="output folder")
+    tile.add_argument("--mpp", type=float, default=0.5, help="tile microns per pixel (0.5)")
+    tile.add_argument("--size", type=int, default=224, help="tile side in pixels (224)")
+    tile.add_argument("--overlap", type=int, default=0, help="overlap in pixels at --mpp (0)")
+    tile.add_argument("--min-tissue", type=float, default=0.5, help="min tissue fraction (0.5)")
+    tile.add_argument(
+        "--slide-mpp", type=float, default=None, help="level-0 MPP for slides whose files lack it"
+    )
+    tile.add_argument(
+        "--skip-errors", action="store_true", help=f"log failing slides to <out>/{ERROR_LOG}, go on"
+    )
+    tile.add_argument("--overwrite", action="store_true", help="redo slides already tiled")
+    return parser
+
+
+def _check_unique(paths: list[Path]) -> None:
+    """Outputs are named by slide stem: two slides with one stem would overwrite each other."""
+    clashes = [name for name, n in Counter(p.stem for p in paths).items() if n > 1]
+    if clashes:
+        raise SlideError(
+            f"several slides are named {clashes[0]!r} (e.g. "
+            f"{', '.join(str(p) for p in paths if p.stem == clashes[0])}); "
+            "tile them into separate --out folders."
+        )
+
+
+def run_tile(args: argparse.Namespace) -> int:
+    """Tile every slide of `args.source`; return the process exit code."""
+    out: Path = args.out
+    paths = find_slides(args.source, exclude=[out])
+    _check_unique(paths)
+    out.mkdir(parents=True, exist_ok=True)
+    done = skipped = failed = tiles = 0
+    bar = tqdm(paths, desc="tiling", unit="slide")
+    for path in bar:
+        bar.set_postfix_str(path.name)
+        if (
+            not args.overwrite
+            and (out / f"{path.stem}.h5").is_file()
+            and (out / f"{path.stem}.png").is_file()
+        ):
+            skipped += 1
+            continue
+        try:
+            tiles += tile_slide(
+                path, out, args.mpp, args.size, args.overlap, args.min_tissue, args.slide_mpp
+            )
+            done += 1
+        except Exception as err:
+            if not args.skip_errors and not isinstance(err, SlideError):
+                raise
+            message = str(err) if isinstance(err, SlideError) else f"{type(err).__name__}: {err}"
+            if not args.skip_errors:
+                bar.close()
+                print(f"error: {message}", file=sys.stderr)
+                print("(pass --skip-errors to log failing slides and go on)", file=sys.stderr)
+                return 1
+            failed += 1
+            with (out / ERROR_LOG).open("a") as log:
+                log.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')}\t{path}\t{message}\n")
+            tqdm.write(f"skipped {path.name}: {message}", file=sys.stderr)
+    bar.close()
+    print(
+        f"{done} slide(s) tiled ({tiles} tiles), {skipped} already done, {failed} failed"
+        + (f" (see {out / ERROR_LOG})" if failed else "")
+        + f"; outputs in {out}"
+    )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `python -m slides`."""
+    args = _parser().parse_args(argv)
+    try:
+        return run_tile(args)
+    except SlideError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
