@@ -1,0 +1,9 @@
+"""Seed every distillation test the same way."""
+
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)

@@ -1,0 +1,66 @@
+"""Collate multi-crop samples view-major and attach the iBOT block masks of the batch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from vitkd.data.masking import sample_masks
+
+
+@dataclass
+class MaskConfig:
+    """iBOT block masking of the student's global crops.
+
+    Args:
+        enabled: produce masks (used by `targets: prototypes` with an iBOT weight).
+        probability: fraction of global-crop images that are masked.
+        ratio_min: lowest masked-patch ratio (ratios are stratified over the batch).
+        ratio_max: highest masked-patch ratio.
+        patch_size: the student's patch size, which sets the mask grid.
+    """
+
+    enabled: bool = True
+    probability: float = 0.5
+    ratio_min: float = 0.1
+    ratio_max: float = 0.5
+    patch_size: int = 14
+
+
+def _view_major(samples: list[dict], key: str) -> torch.Tensor:
+    # (B, V, C, H, W) -> (V * B, C, H, W): view 0 of every image, then view 1, ... as DINOv2
+    stacked = torch.stack([s[key] for s in samples])
+    return stacked.transpose(0, 1).reshape(-1, *stacked.shape[2:])
+
+
+class MultiCropCollate:
+    """Callable collate: `global`, `local`, `teacher` view-major uint8 tensors, `masks`, `n_images`."""
+
+    def __init__(self, masking: MaskConfig, global_size: int) -> None:
+        if global_size % masking.patch_size:
+            raise ValueError(
+                f"global crop size {global_size} is not a multiple of the student patch size "
+                f"{masking.patch_size}; set data.crops.global_size to a multiple of it"
+            )
+        self.masking = masking
+        self.grid = (global_size // masking.patch_size,) * 2
+
+    def __call__(self, samples: list[dict]) -> dict[str, torch.Tensor | int]:
+        batch: dict[str, torch.Tensor | int] = {
+            key: _view_major(samples, key) for key in ("global", "local", "teacher")
+        }
+        n_views = int(batch["global"].shape[0])
+        if self.masking.enabled:
+            generator = torch.Generator().manual_seed(sum(s["seed"] for s in samples) % 2**63)
+            batch["masks"] = sample_masks(
+                n_views,
+                self.grid,
+                mask_probability=self.masking.probability,
+                ratio_range=(self.masking.ratio_min, self.masking.ratio_max),
+                generator=generator,
+            )
+        else:
+            batch["masks"] = torch.zeros(n_views, self.grid[0] * self.grid[1], dtype=torch.bool)
+        batch["n_images"] = len(samples)
+        return batch

@@ -1,0 +1,351 @@
+"""`DistillDataModule`: tissue tiles from slides or a tile folder, DINOv2 multi-crop, iBOT masks."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import ConcatDataset, DataLoader, Dataset
+from typing_extensions import override
+
+import slides
+from vitkd.data.collate import MaskConfig, MultiCropCollate
+from vitkd.data.multicrop import MultiCrop
+from vitkd.data.multicrop_dataset import MultiCropDataset
+from vitkd.data.sampler import DrawSampler
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CropConfig:
+    """DINOv2 multi-crop and the stain/scanner augmentation applied to each crop.
+
+    Args:
+        global_size: side of the global crops (teacher and student).
+        local_size: side of the local crops (student only).
+        n_global: number of global crops.
+        n_local: number of local crops.
+        global_scale: RandomResizedCrop area range of the global crops.
+        local_scale: RandomResizedCrop area range of the local crops.
+        augment: augmentation preset: `none`, `dinov2` or `pathology`.
+        teacher_view: what the teacher sees of each global crop: `same` (the student's augmented
+            view, DINOv2), `light` (lightly augmented) or `clean` (no colour augmentation).
+    """
+
+    global_size: int = 224
+    local_size: int = 98
+    n_global: int = 2
+    n_local: int = 8
+    global_scale: tuple[float, float] = (0.32, 1.0)
+    local_scale: tuple[float, float] = (0.05, 0.32)
+    augment: Literal["none", "dinov2", "pathology"] = "pathology"
+    teacher_view: Literal["same", "light", "clean"] = "light"
+
+
+@dataclass
+class TileSource:
+    """Where tiles come from, and at which resolution.
+
+    Args:
+        slides: slide files, folders or CSV files of paths; `None` and no `tiles`: the sample slide.
+        tiles: a folder of tile images instead of slides.
+        mpp: target resolution in micrometres per pixel.
+        tile_size: side of the tiles read from the slides.
+        min_tissue: minimum tissue fraction of a tile.
+        slide_mpp: override for slides whose files carry no resolution.
+        holdout_fraction: share of grid tiles held out of training (fidelity is measured there).
+        holdout_max_tiles: cap on the held-out tiles.
+        skip_errors: log and skip unreadable slides instead of stopping.
+    """
+
+    slides: list[str] | None = None
+    tiles: str | None = None
+    mpp: float = 0.5
+    tile_size: int = 224
+    min_tissue: float = 0.5
+    slide_mpp: float | None = None
+    holdout_fraction: float = 0.1
+    holdout_max_tiles: int = 256
+    skip_errors: bool = False
+
+
+# shared, never mutated: the CLI shows them as the complete default configuration
+DEFAULT_SOURCE = TileSource()
+DEFAULT_CROPS = CropConfig()
+DEFAULT_MASKING = MaskConfig()
+
+
+def split_holdout(n: int, fraction: float, cap: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Deterministic split of `n` tile indices into (train, holdout)."""
+    n_hold = min(cap, round(n * fraction)) if n > 1 else 0
+    order = np.random.default_rng(seed).permutation(n)
+    return np.sort(order[n_hold:]), np.sort(order[:n_hold])
+
+
+class DistillDataModule(L.LightningDataModule):
+    """Random tissue tiles -> multi-crop batches (uint8, view-major) with iBOT masks.
+
+    Args:
+        source: slides or tile folder, resolution and hold-out split.
+        crops: multi-crop geometry and augmentation.
+        masking: iBOT block masks.
+        batch_size: images per device and step (each image gives all its crops).
+        samples_per_epoch: draws per epoch over all devices (`None`: one pass over the tiles).
+        num_workers: DataLoader worker processes.
+        pin_memory: pin host memory (`auto`: when CUDA is available).
+        persistent_workers: keep workers alive between epochs.
+        prefetch_factor: batches prepared ahead per worker.
+        seed: seed of the tile order, the augmentation and the masks.
+        augment_device: where crops are cut and coloured: `cpu` (workers, every operation),
+            `gpu` (workers only decode tiles and draw parameters; `vitkd.data.gpu` does the
+            pixel work on the training device after the copy; no JPEG operation), or `auto`
+            (`gpu` when the trainer runs on CUDA).
+    """
+
+    def __init__(
+        self,
+        source: TileSource = DEFAULT_SOURCE,
+        crops: CropConfig = DEFAULT_CROPS,
+        masking: MaskConfig = DEFAULT_MASKING,
+        batch_size: int = 32,
+        samples_per_epoch: int | None = None,
+        num_workers: int = 2,
+        pin_memory: Literal["auto", "on", "off"] = "auto",
+        persistent_workers: bool = True,
+        prefetch_factor: int = 4,
+        seed: int = 0,
+        augment_device: Literal["auto", "cpu", "gpu"] = "auto",
+    ) -> None:
+        super().__init__()
+        self.source = source or TileSource()
+        self.crops = crops or CropConfig()
+        self.masking = masking or MaskConfig()
+        if batch_size < 1:
+            raise ValueError(f"data.batch_size must be >= 1, got {batch_size}")
+        self.batch_size = batch_size
+        self.samples_per_epoch = samples_per_epoch
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+        self.persistent_workers = persistent_workers
+        self.prefetch_factor = prefetch_factor
+        self.seed = seed
+        self.augment_device = augment_device
+        self._device_crop = None
+        self.train_tiles: Dataset | None = None
+        self.holdout_tiles: Dataset | None = None
+
+    def slide_paths(self) -> list[Path]:
+        """The slides to tile: the configured ones, or the shipped sample slide."""
+        if self.source.slides is None:
+            return [Path(slides.SAMPLE_SLIDE)]
+        if not self.source.slides:
+            raise ValueError(
+                "data.source.slides is an empty list: give slide files, folders or a CSV of "
+                "paths, or leave it unset to use the sample slide"
+            )
+        paths: list[Path] = []
+        for entry in self.source.slides:
+            paths.extend(slides.find_slides(entry))
+        if not paths:
+            raise ValueError(f"no slides found in data.source.slides = {self.source.slides}")
+        return paths
+
+    @override
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_tiles is not None:
+            return
+        if self.source.tiles is not None:
+            folder = slides.TileFolder(self.source.tiles)
+            train, hold = split_holdout(
+                len(folder),
+                self.source.holdout_fraction,
+                self.source.holdout_max_tiles,
+                self.seed,
+            )
+            self.train_tiles = torch.utils.data.Subset(folder, train.tolist())
+            self.holdout_tiles = torch.utils.data.Subset(folder, hold.tolist())
+        else:
+            self._setup_slides()
+        if len(self.train_tiles) == 0:
+            raise ValueError(
+                "no training tiles: the slides have no tissue tile at "
+                f"{self.source.mpp} um/px, {self.source.tile_size} px, min_tissue "
+                f"{self.source.min_tissue}; lower data.source.min_tissue or check the slides"
+            )
+
+    def _setup_slides(self) -> None:
+        train_parts: list[Dataset] = []
+        hold_parts: list[Dataset] = []
+        for i, path in enumerate(self.slide_paths()):
+            try:
+                with slides.open_slide(path, mpp=self.source.slide_mpp) as slide:
+                    grid = slides.make_grid(
+                        slide,
+                        mpp=self.source.mpp,
+                        size=self.source.tile_size,
+                        min_tissue=self.source.min_tissue,
+                    )
+            except (slides.SlideError, OSError, ValueError) as err:
+                if not self.source.skip_errors:
+                    raise
+                log.warning("skipping slide %s: %s", path, err)
+                continue
+            train, hold = split_holdout(
+                len(grid.coords),
+                self.source.holdout_fraction,
+                self.source.holdout_max_tiles,
+                self.seed + i,
+            )
+            if len(train):
+                sub = dataclasses.replace(grid, coords=grid.coords[train])
+                train_parts.append(slides.GridTiles(path, sub))
+            if len(hold):
+                sub = dataclasses.replace(grid, coords=grid.coords[hold])
+                hold_parts.append(slides.GridTiles(path, sub))
+        self.train_tiles = ConcatDataset(train_parts) if train_parts else _Empty()
+        self.holdout_tiles = ConcatDataset(hold_parts) if hold_parts else _Empty()
+        log.info(
+            "tiles: %d for training, %d held out", len(self.train_tiles), len(self.holdout_tiles)
+        )
+
+    def multicrop(self) -> MultiCrop:
+        """The multi-crop transform of this configuration."""
+        c = self.crops
+        return MultiCrop(
+            global_size=c.global_size,
+            local_size=c.local_size,
+            n_global=c.n_global,
+            n_local=c.n_local,
+            global_scale=c.global_scale,
+            local_scale=c.local_scale,
+            augment=c.augment,
+            teacher_view=c.teacher_view,
+            seed=self.seed,
+        )
+
+    def _loader_kwargs(self) -> dict:
+        pin = self.pin_memory == "on" or (self.pin_memory == "auto" and torch.cuda.is_available())
+        kwargs: dict = {"num_workers": self.num_workers, "pin_memory": pin}
+        if self.num_workers > 0:
+            kwargs["persistent_workers"] = self.persistent_workers
+            kwargs["prefetch_factor"] = self.prefetch_factor
+        return kwargs
+
+    @override
+    def train_dataloader(self) -> DataLoader:
+        world, rank = 1, 0
+        if self.trainer is not None:
+            world, rank = self.trainer.world_size, self.trainer.global_rank
+        draws = self.samples_per_epoch or len(self.train_tiles)
+        per_device = draws // world
+        if per_device < self.batch_size:
+            raise ValueError(
+                f"the data cannot fill one batch: {draws} draws per epoch over {world} device(s) "
+                f"give {per_device} per device, fewer than data.batch_size={self.batch_size}; "
+                "lower data.batch_size, raise data.samples_per_epoch or add slides"
+            )
+        dataset, collate = self._dataset_and_collate()
+        sampler = DrawSampler(
+            len(self.train_tiles),
+            samples_per_epoch=draws,
+            batch_size=self.batch_size,
+            num_replicas=world,
+            rank=rank,
+            seed=self.seed,
+            progress=_TrainerProgress(self.trainer) if self.trainer is not None else None,
+        )
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            sampler=sampler,
+            drop_last=True,
+            collate_fn=collate,
+            **self._loader_kwargs(),
+        )
+
+    def augment_on_device(self) -> bool:
+        """Whether crops are cut and augmented on the training device (`augment_device`)."""
+        if self.augment_device not in ("auto", "cpu", "gpu"):
+            raise ValueError(
+                f"data.augment_device={self.augment_device!r}: choose 'auto', 'cpu' or 'gpu'"
+            )
+        if self.augment_device == "auto":
+            return self.trainer is not None and self.trainer.strategy.root_device.type == "cuda"
+        return self.augment_device == "gpu"
+
+    def _dataset_and_collate(self) -> tuple[Dataset, object]:
+        if not self.augment_on_device():
+            dataset = MultiCropDataset(self.train_tiles, self.multicrop(), seed=self.seed)
+            return dataset, MultiCropCollate(self.masking, self.crops.global_size)
+        from vitkd.data.gpu import DeviceMultiCrop, DeviceMultiCropCollate, DeviceMultiCropDataset
+
+        c = self.crops
+        self._device_crop = DeviceMultiCrop(
+            c.global_size,
+            c.local_size,
+            c.n_global,
+            c.n_local,
+            c.global_scale,
+            c.local_scale,
+            c.augment,
+            c.teacher_view,
+        )
+        dataset = DeviceMultiCropDataset(self.train_tiles, self._device_crop, seed=self.seed)
+        return dataset, DeviceMultiCropCollate(self.masking, c.global_size, c.n_global)
+
+    @override
+    def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
+        # device path: the batch holds tiles and parameters; cut and colour the crops here
+        if isinstance(batch, dict) and "tiles" in batch and self._device_crop is not None:
+            return self._device_crop.apply(batch)
+        return batch
+
+    def holdout_dataloader(self, batch_size: int = 64) -> DataLoader:
+        """Held-out tiles, un-augmented, as `(uint8 (B, 3, S, S), coords)` batches."""
+        self.setup()
+        return DataLoader(
+            _ToTensor(self.holdout_tiles),
+            batch_size=batch_size,
+            shuffle=False,
+            num_workers=0,
+        )
+
+
+class _TrainerProgress:
+    """Batches trained so far per rank (restored with the trainer state on resume)."""
+
+    def __init__(self, trainer: L.Trainer) -> None:
+        self.trainer = trainer
+
+    def __call__(self) -> int:
+        return self.trainer.global_step * self.trainer.accumulate_grad_batches
+
+
+class _Empty(Dataset):
+    def __len__(self) -> int:
+        return 0
+
+    def __getitem__(self, index: int) -> None:
+        raise IndexError(index)
+
+
+class _ToTensor(Dataset):
+    """uint8 HWC tile -> uint8 CHW tensor, dropping any extra item fields."""
+
+    def __init__(self, tiles: Dataset) -> None:
+        self.tiles = tiles
+
+    def __len__(self) -> int:
+        return len(self.tiles)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        item = self.tiles[index]
+        tile = item[0] if isinstance(item, tuple) else item
+        return torch.from_numpy(np.ascontiguousarray(np.asarray(tile).transpose(2, 0, 1)))

@@ -1,0 +1,42 @@
+"""Tiles -> DINOv2 multi-crop views, seeded per draw so a draw is reproducible anywhere."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from torch.utils.data import Dataset
+
+from vitkd.data.multicrop import MultiCrop
+
+
+def draw_seed(seed: int, draw: int) -> int:
+    """A 32-bit seed for one draw, decorrelated from neighbouring draws."""
+    return int(np.random.SeedSequence([seed, draw]).generate_state(1)[0])
+
+
+class MultiCropDataset(Dataset):
+    """Wraps a tile dataset; item `draw` is the multi-crop of tile `draw % len(tiles)`.
+
+    Args:
+        tiles: a dataset returning a uint8 (H, W, 3) tile, or a tuple whose first element is one.
+        transform: the multi-crop transform.
+        seed: base seed; with the draw id it seeds the transform (see `DrawSampler`).
+    """
+
+    def __init__(self, tiles: Dataset, transform: MultiCrop, seed: int = 0) -> None:
+        self.tiles = tiles
+        self.transform = transform
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return len(self.tiles)
+
+    def __getitem__(self, draw: int) -> dict[str, Any]:
+        item = self.tiles[draw % len(self.tiles)]
+        tile = item[0] if isinstance(item, tuple) else item
+        seed = draw_seed(self.seed, draw)
+        self.transform.reseed(seed)
+        crops = self.transform(np.asarray(tile))
+        crops["seed"] = seed
+        return crops

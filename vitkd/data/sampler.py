@@ -1,0 +1,83 @@
+"""A rank-aware sampler whose draws are a pure function of the training position, for exact resumes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import torch
+from torch.utils.data import DistributedSampler
+
+
+class DrawSampler(DistributedSampler):
+    """Shuffled draws over the items, `samples_per_epoch` per epoch, split over ranks.
+
+    The stream of draws is global and infinite: global position `p` belongs to pass
+    `p // num_items` over the items (a fresh permutation per pass, from `seed`), and yields the
+    *draw id* `p * num_items + item`. The dataset takes `draw % num_items` as the item and the
+    draw id as the seed of its augmentation, so a draw is the same whatever the worker or the
+    number of processes.
+
+    Each epoch starts at the position given by `progress()` (batches already trained, e.g.
+    `global_step * accumulate_grad_batches`) times the global batch, so the data of every step is
+    a function of the step alone: a resumed run sees exactly what an uninterrupted one would,
+    whatever Lightning decides about partially finished epochs. Rank `r` of `W` takes positions
+    `start + r + k * W`, so the union of the ranks' batches is the single-process batch.
+
+    Subclassing `DistributedSampler` keeps Lightning from wrapping it.
+
+    Args:
+        num_items: number of items in the dataset.
+        samples_per_epoch: draws per epoch over all ranks (default: one pass over the items).
+        batch_size: per-rank batch size (to turn `progress()` batches into positions).
+        num_replicas: number of ranks.
+        rank: this rank.
+        seed: seed of the permutations.
+        progress: batches already consumed per rank; `None` starts every epoch from
+            `epoch * samples_per_epoch`.
+    """
+
+    def __init__(
+        self,
+        num_items: int,
+        samples_per_epoch: int | None = None,
+        batch_size: int = 1,
+        num_replicas: int = 1,
+        rank: int = 0,
+        seed: int = 0,
+        progress: Callable[[], int] | None = None,
+    ) -> None:
+        if num_items <= 0:
+            raise ValueError("the sampler needs at least one item to draw from")
+        self.num_items = num_items
+        self.samples_per_epoch = samples_per_epoch or num_items
+        self.batch_size = batch_size
+        self.num_replicas = num_replicas
+        self.rank = rank
+        self.seed = seed
+        self.progress = progress
+        self.epoch = 0
+        self.num_samples = self.samples_per_epoch // num_replicas
+        self.total_size = self.num_samples * num_replicas
+        self._perm_cache: tuple[int, list[int]] | None = None
+
+    def _item(self, position: int) -> int:
+        pass_index = position // self.num_items
+        if self._perm_cache is None or self._perm_cache[0] != pass_index:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + pass_index)
+            self._perm_cache = (pass_index, torch.randperm(self.num_items, generator=g).tolist())
+        return self._perm_cache[1][position % self.num_items]
+
+    def start_position(self) -> int:
+        """Global position of the first draw of the epoch about to start."""
+        if self.progress is not None:
+            return self.progress() * self.batch_size * self.num_replicas
+        return self.epoch * self.total_size
+
+    def __iter__(self) -> Iterator[int]:
+        start = self.start_position()
+        for k in range(self.num_samples):
+            position = start + self.rank + k * self.num_replicas
+            yield position * self.num_items + self._item(position)
+
+    def __len__(self) -> int:
+        return self.num_samples

@@ -1,0 +1,1 @@
+"""Distillation as Lightning modules: configuration, schedules, parameter groups, EMA, the module."""

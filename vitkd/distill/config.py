@@ -1,0 +1,152 @@
+"""Typed configuration blocks of the distillation module (each one a YAML section)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal, TypeVar
+
+C = TypeVar("C")
+
+
+def as_config(cls: type[C], value: C | dict[str, Any] | None) -> C:
+    """A config dataclass from an instance, a dict (e.g. checkpoint hyper-parameters) or None."""
+    if value is None:
+        return cls()
+    if isinstance(value, cls):
+        return value
+    if isinstance(value, dict):
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise ValueError(
+                f"unknown key(s) {unknown} for {cls.__name__}; valid keys: {sorted(known)}"
+            )
+        return cls(**value)
+    raise TypeError(f"expected {cls.__name__} or dict, got {type(value).__name__}")
+
+
+@dataclass
+class TeacherConfig:
+    """The frozen teacher.
+
+    Args:
+        name: preset (`h-optimus-0`) or any timm architecture name.
+        weights: local weights file or folder; `None` means random init with a fixed seed
+            (demos and tests only: the run log says so).
+        kwargs: extra timm constructor arguments (e.g. `depth: 2` for a small test teacher).
+        heads: local file with teacher-side DINO/iBOT head weights, for `targets: prototypes`.
+        dtype: `auto` (bf16 on CUDA, fp32 on CPU), `bf16`, `fp16` or `fp32`.
+    """
+
+    name: str = "h-optimus-0"
+    weights: str | None = None
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    heads: str | None = None
+    dtype: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
+
+
+@dataclass
+class StudentConfig:
+    """The trained student.
+
+    Args:
+        name: preset (`h0-mini`) or any timm architecture name.
+        kwargs: extra timm constructor arguments (e.g. `drop_path_rate`).
+        grad_checkpointing: recompute activations in the backward pass to save memory.
+    """
+
+    name: str = "h0-mini"
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    grad_checkpointing: bool = False
+
+
+@dataclass
+class LossConfig:
+    """Loss terms and their weights. A weight of 0 switches a term off.
+
+    Args:
+        dino: DINO CLS loss on prototypes (`targets: prototypes`).
+        ibot: iBOT masked-patch loss on prototypes (`targets: prototypes`).
+        koleo: KoLeo spreading term on the student's pre-head CLS of each global crop.
+        feature_cls: cosine + smooth-L1 regression of the teacher CLS (`targets: features`).
+        feature_patch: the same on patch tokens, teacher grid resized to the student's.
+        feature_local: student local-crop CLS regressed to both teacher global CLS tokens.
+        relation: batch similarity-matrix matching of student and teacher CLS.
+        centering: teacher target normalisation for prototypes: `sinkhorn` or `softmax`.
+        student_temp: student softmax temperature.
+        teacher_temp: final teacher temperature.
+        warmup_teacher_temp: initial teacher temperature.
+        warmup_teacher_temp_fraction: fraction of training over which it rises linearly.
+    """
+
+    dino: float = 1.0
+    ibot: float = 1.0
+    koleo: float = 0.1
+    feature_cls: float = 1.0
+    feature_patch: float = 1.0
+    feature_local: float = 0.5
+    relation: float = 0.0
+    centering: Literal["sinkhorn", "softmax"] = "sinkhorn"
+    student_temp: float = 0.1
+    teacher_temp: float = 0.07
+    warmup_teacher_temp: float = 0.04
+    warmup_teacher_temp_fraction: float = 0.3
+
+
+@dataclass
+class HeadConfig:
+    """Prototype heads (`targets: prototypes`) and feature adaptors (`targets: features`).
+
+    Args:
+        prototypes: number K of DINO prototypes.
+        ibot_prototypes: number of iBOT prototypes.
+        hidden_dim: MLP hidden width of the DINO/iBOT heads.
+        bottleneck_dim: width before the weight-normalised prototype layer.
+        adaptor_hidden_dim: hidden width of the feature adaptors (`None`: the teacher's width).
+        fit_steps: head-fitting steps on the frozen teacher when no head weights are given.
+        fit_lr: learning rate of the head-fitting stage.
+        freeze_last_layer_fraction: fraction of training (DINOv2: the first epoch) during which
+            the student heads' last layers do not move.
+    """
+
+    prototypes: int = 65536
+    ibot_prototypes: int = 65536
+    hidden_dim: int = 2048
+    bottleneck_dim: int = 256
+    adaptor_hidden_dim: int | None = None
+    fit_steps: int = 1000
+    fit_lr: float = 1e-3
+    freeze_last_layer_fraction: float = 0.01
+
+
+@dataclass
+class OptimConfig:
+    """AdamW, its schedules (pure functions of the step) and the student EMA.
+
+    Args:
+        base_lr: learning rate at a global batch of 1024 (scaled by sqrt(batch / 1024)).
+        min_lr: final learning rate of the cosine decay.
+        warmup_fraction: fraction of training with linear learning-rate warm-up.
+        weight_decay: initial weight decay (cosine to `weight_decay_end`).
+        weight_decay_end: final weight decay.
+        betas: AdamW betas.
+        layer_decay: layer-wise learning-rate decay.
+        patch_embed_lr_mult: learning-rate multiplier of the patch embedding.
+        clip_grad: gradient-norm clipping (0 switches it off).
+        ema_momentum: initial EMA momentum of the student shadow (cosine to `ema_momentum_end`).
+        ema_momentum_end: final EMA momentum.
+        fused: use the fused AdamW kernel (CUDA only; `auto` picks it on CUDA).
+    """
+
+    base_lr: float = 2e-3
+    min_lr: float = 1e-6
+    warmup_fraction: float = 0.1
+    weight_decay: float = 0.04
+    weight_decay_end: float = 0.4
+    betas: tuple[float, float] = (0.9, 0.999)
+    layer_decay: float = 0.9
+    patch_embed_lr_mult: float = 0.2
+    clip_grad: float = 3.0
+    ema_momentum: float = 0.992
+    ema_momentum_end: float = 1.0
+    fused: Literal["auto", "on", "off"] = "auto"

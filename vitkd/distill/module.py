@@ -1,0 +1,366 @@
+"""`DistillationModule`: a frozen teacher distilled into a student, DINOv2 / H0-mini style."""
+
+from __future__ import annotations
+
+import copy
+import logging
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Literal
+
+import lightning as L
+import torch
+from torch import nn
+from typing_extensions import override
+
+from vitkd.distill.config import (
+    HeadConfig,
+    LossConfig,
+    OptimConfig,
+    StudentConfig,
+    TeacherConfig,
+    as_config,
+)
+from vitkd.distill.ema import ema_update
+from vitkd.distill.objectives import FeatureObjective, PrototypeObjective
+from vitkd.distill.param_groups import backbone_param_groups, head_param_groups, merge_groups
+from vitkd.distill.speed import SpeedConfig, apply_speed
+from vitkd.distill.teacher_heads import (
+    build_teacher_heads,
+    load_teacher_heads,
+    save_teacher_heads,
+)
+from vitkd.losses import KoLeoLoss
+from vitkd.models import Backbone, build_student, build_teacher, check_alignable
+from vitkd.schedules import cosine, linear_warmup, scaled_lr, warmup_cosine
+
+log = logging.getLogger(__name__)
+
+# shared, never mutated: the CLI shows them as the complete default configuration
+DEFAULT_TEACHER = TeacherConfig()
+DEFAULT_STUDENT = StudentConfig()
+DEFAULT_LOSSES = LossConfig()
+DEFAULT_HEADS = HeadConfig()
+DEFAULT_OPTIM = OptimConfig()
+DEFAULT_SPEED = SpeedConfig()
+
+_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+
+
+class NonFiniteLossError(RuntimeError):
+    """A loss term became NaN or infinite; training stops before any weight update or checkpoint."""
+
+
+class DistillationModule(L.LightningModule):
+    """Distil a frozen teacher backbone into a student.
+
+    Invariants:
+
+    - The teacher is frozen (no gradients, eval mode, never in the optimiser), runs under
+      `no_grad` on the global crops only, in its own dtype and with its own normalisation; its
+      weights are not written to checkpoints (they are the local file named in the config; a
+      fingerprint is checked on resume).
+    - The student sees the global crops (masked for iBOT when `targets: prototypes`) and all
+      local crops in one call each.
+    - Schedules are pure functions of `global_step`: lr (sqrt batch scaling, warm-up, cosine),
+      weight decay (cosine), teacher temperature (linear warm-up), EMA momentum (cosine).
+    - The EMA shadow of the student is updated after every optimiser step and is the exported
+      model.
+    - A non-finite loss term stops training, naming the step and the term, before the optimiser
+      step (so no checkpoint can hold weights it produced).
+
+    Args:
+        teacher: the frozen teacher.
+        student: the student.
+        targets: `features` (teacher tokens; default for a backbone-only teacher), `prototypes`
+            (DINO + iBOT through teacher heads, loaded from `teacher.heads` or fitted first), or
+            `auto` (`prototypes` when `teacher.heads` is given, else `features`).
+        losses: loss weights and temperatures.
+        heads: prototype heads, adaptors, head fitting.
+        optim: optimiser, schedules and EMA.
+        seed: seed of the random teacher (when no weights are given) and of the heads.
+        speed: attention kernel, `torch.compile`, matmul precision (`vitkd.distill.speed`).
+    """
+
+    def __init__(
+        self,
+        teacher: TeacherConfig = DEFAULT_TEACHER,
+        student: StudentConfig = DEFAULT_STUDENT,
+        targets: Literal["auto", "features", "prototypes"] = "auto",
+        losses: LossConfig = DEFAULT_LOSSES,
+        heads: HeadConfig = DEFAULT_HEADS,
+        optim: OptimConfig = DEFAULT_OPTIM,
+        seed: int = 0,
+        speed: SpeedConfig = DEFAULT_SPEED,
+    ) -> None:
+        super().__init__()
+        self.teacher_cfg = as_config(TeacherConfig, teacher)
+        self.student_cfg = as_config(StudentConfig, student)
+        self.losses = as_config(LossConfig, losses)
+        self.heads_cfg = as_config(HeadConfig, heads)
+        self.optim = as_config(OptimConfig, optim)
+        self.speed = as_config(SpeedConfig, speed)
+        # plain dicts, so checkpoints load with torch.load(weights_only=True)
+        self.save_hyperparameters(
+            {
+                "teacher": asdict(self.teacher_cfg),
+                "student": asdict(self.student_cfg),
+                "targets": targets,
+                "losses": asdict(self.losses),
+                "heads": asdict(self.heads_cfg),
+                "optim": asdict(self.optim),
+                "seed": seed,
+                "speed": asdict(self.speed),
+            }
+        )
+        if targets == "auto":
+            targets = "prototypes" if self.teacher_cfg.heads else "features"
+        self.targets = targets
+
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            self.teacher: Backbone = build_teacher(
+                self.teacher_cfg.name,
+                self.teacher_cfg.weights,
+                seed=seed,
+                **self.teacher_cfg.kwargs,
+            )
+            # a mask token only where iBOT masks the student: DDP rejects unused parameters
+            masked = self.targets == "prototypes" and self.losses.ibot > 0
+            self.student: Backbone = build_student(
+                self.student_cfg.name, with_mask_token=masked, **self.student_cfg.kwargs
+            )
+            if self.student_cfg.grad_checkpointing:
+                self.student.model.set_grad_checkpointing(True)
+            s_dim, t_dim = self.student.embed_dim, self.teacher.embed_dim
+            if self.targets == "features":
+                self.objective: nn.Module = FeatureObjective(
+                    s_dim, t_dim, self.losses, self.heads_cfg
+                )
+            else:
+                self.objective = PrototypeObjective(s_dim, self.losses, self.heads_cfg)
+                self.teacher_heads = build_teacher_heads(t_dim, self.heads_cfg, self.losses)
+        check_alignable(self.teacher, self.student, self.teacher.spec.img_size)
+        # taken in fp32 before any cast, so a bf16 teacher on GPU still matches on resume
+        self._teacher_fingerprint = self.teacher_fingerprint()
+        self.koleo = KoLeoLoss()
+        self.ema = copy.deepcopy(self.student).requires_grad_(False)
+        # set once the teacher heads are loaded or fitted; saved, so a resume does not refit
+        self.register_buffer("heads_ready", torch.tensor(False))
+        if self.targets == "prototypes" and self.teacher_cfg.heads:
+            load_teacher_heads(self.teacher_heads, self.teacher_cfg.heads)
+            self.heads_ready.fill_(True)
+        self.teacher_dtype = torch.float32
+        self._global_batch: int | None = None
+        self._last_ema_step = -1
+
+    # ------------------------------------------------------------------ set-up
+    @override
+    def setup(self, stage: str) -> None:
+        wanted = self.teacher_cfg.dtype
+        on_cuda = self.trainer.strategy.root_device.type == "cuda"
+        if wanted == "auto":
+            wanted = "bf16" if on_cuda else "fp32"
+        self.teacher_dtype = _DTYPES[wanted]
+        self.teacher.to(self.teacher_dtype)
+
+    @override
+    def configure_model(self) -> None:
+        # after `setup` (the teacher is in its dtype), inside the strategy's context (FSDP)
+        apply_speed(self.student, self.teacher, self.speed)
+
+    @override
+    def on_fit_start(self) -> None:
+        if self.targets == "prototypes" and not bool(self.heads_ready):
+            from vitkd.distill.head_fitting import fit_teacher_heads
+
+            fit_teacher_heads(self, self.trainer.datamodule)
+            self.heads_ready.fill_(True)
+            if self.trainer.is_global_zero and self.trainer.log_dir:
+                save_teacher_heads(self.teacher_heads, Path(self.trainer.log_dir))
+
+    def total_steps(self) -> int:
+        """Optimiser steps of the whole run (what the schedules are stretched over)."""
+        if self._trainer is None:
+            return 1
+        return max(1, int(self.trainer.estimated_stepping_batches))
+
+    def global_batch(self, n_images: int) -> int:
+        """Images per optimiser step over all devices and accumulation steps."""
+        if self._trainer is None:
+            return n_images
+        if self._global_batch is None:
+            accumulate = getattr(self.trainer, "accumulate_grad_batches", 1)
+            self._global_batch = n_images * self.trainer.world_size * accumulate
+        return self._global_batch
+
+    # --------------------------------------------------------------- schedules
+    def schedule(self, step: int, n_images: int) -> dict[str, float]:
+        """lr, weight decay, teacher temperature and EMA momentum at optimiser step `step`."""
+        total = self.total_steps()
+        o, lo = self.optim, self.losses
+        peak = scaled_lr(o.base_lr, self.global_batch(n_images))
+        return {
+            "lr": warmup_cosine(step, total, peak, o.min_lr, round(o.warmup_fraction * total)),
+            "weight_decay": cosine(step, total, o.weight_decay, o.weight_decay_end),
+            "teacher_temp": linear_warmup(
+                step,
+                round(lo.warmup_teacher_temp_fraction * total),
+                lo.warmup_teacher_temp,
+                lo.teacher_temp,
+            ),
+            "ema_momentum": cosine(step, total, o.ema_momentum, o.ema_momentum_end),
+        }
+
+    @override
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        groups = backbone_param_groups(
+            self.student.named_parameters(),
+            num_layers=len(self.student.model.blocks),
+            layer_decay=self.optim.layer_decay,
+            patch_embed_lr_mult=self.optim.patch_embed_lr_mult,
+        )
+        groups += head_param_groups(self.objective.named_parameters())
+        fused = self.optim.fused == "on" or (
+            self.optim.fused == "auto" and self.trainer.strategy.root_device.type == "cuda"
+        )
+        return torch.optim.AdamW(
+            merge_groups(groups), lr=0.0, betas=self.optim.betas, fused=fused or None
+        )
+
+    def apply_schedule(self, values: dict[str, float]) -> None:
+        """Write the scheduled lr and weight decay into every optimiser group."""
+        for group in self.optimizers(use_pl_optimizer=False).param_groups:
+            group["lr"] = values["lr"] * group["lr_multiplier"]
+            group["weight_decay"] = values["weight_decay"] * group["wd_multiplier"]
+
+    # ---------------------------------------------------------------- training
+    def forward_teacher(self, crops: torch.Tensor):
+        """Teacher tokens of the global crops, no gradients, in the teacher's dtype."""
+        with (
+            torch.no_grad(),
+            torch.autocast(
+                self.device.type,
+                dtype=self.teacher_dtype,
+                enabled=self.teacher_dtype != torch.float32,
+            ),
+        ):
+            return self.teacher.forward_tokens(crops)
+
+    def compute_losses(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """Unweighted loss terms of one batch (also used by the benchmarks and tests)."""
+        n_images = int(batch["n_images"])
+        masks = batch["masks"]
+        use_masks = self.targets == "prototypes" and self.losses.ibot > 0
+        teacher = self.forward_teacher(batch["teacher"])
+        student = self.student.forward_tokens(batch["global"], masks if use_masks else None)
+        local_cls = None
+        if batch["local"].shape[0] > 0:
+            local_cls = self.student.forward_tokens(batch["local"]).cls
+        if self.targets == "features":
+            terms = self.objective(student, local_cls, teacher, n_images)
+        else:
+            temp = self.schedule(self.global_step, n_images)["teacher_temp"]
+            terms = self.objective(
+                student, local_cls, teacher, self.teacher_heads, masks, n_images, temp
+            )
+        if self.losses.koleo:
+            views = student.cls.view(-1, n_images, student.cls.shape[-1])
+            terms["koleo"] = sum(self.koleo(v) for v in views)
+        return terms
+
+    def weighted_total(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Sum of the loss terms times their configured weights."""
+        return sum(getattr(self.losses, name) * value for name, value in terms.items())
+
+    @override
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        n_images = int(batch["n_images"])
+        values = self.schedule(self.global_step, n_images)
+        self.apply_schedule(values)
+        terms = self.compute_losses(batch)
+        total = self.weighted_total(terms)
+        self.check_finite(terms, total)
+        batch_size = n_images
+        for name, value in terms.items():
+            self.log(f"train/{name}", value.detach(), batch_size=batch_size, sync_dist=False)
+        self.log("train/loss", total.detach(), prog_bar=True, batch_size=batch_size)
+        for name, value in values.items():
+            self.log(f"schedule/{name}", value, batch_size=batch_size)
+        return total
+
+    def check_finite(self, terms: dict[str, torch.Tensor], total: torch.Tensor) -> None:
+        """Raise `NonFiniteLossError` on every rank when any rank has a non-finite term."""
+        bad = [name for name, value in terms.items() if not torch.isfinite(value).all()]
+        anywhere = self.trainer.strategy.reduce_boolean_decision(bool(bad), all=False)
+        if anywhere or not torch.isfinite(total):
+            detail = ", ".join(f"{n}={terms[n].item()}" for n in bad) or "on another rank"
+            raise NonFiniteLossError(
+                f"non-finite loss at step {self.global_step}: {detail}. Training stopped before "
+                "the optimiser step; the last checkpoint holds the previous good weights. Lower "
+                "optim.base_lr, check the inputs, or use fp32 teacher (model.teacher.dtype: fp32)"
+            )
+
+    @override
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        # DINOv2 cancels the heads' last-layer gradients for the first epoch
+        freeze = round(self.heads_cfg.freeze_last_layer_fraction * self.total_steps())
+        if self.global_step < freeze:
+            for group in optimizer.param_groups:
+                if group.get("is_last_layer"):
+                    for p in group["params"]:
+                        p.grad = None
+
+    @override
+    def configure_gradient_clipping(
+        self,
+        optimizer: torch.optim.Optimizer,
+        gradient_clip_val: float | None = None,
+        gradient_clip_algorithm: str | None = None,
+    ) -> None:
+        clip = gradient_clip_val if gradient_clip_val is not None else self.optim.clip_grad
+        if clip:
+            self.clip_gradients(optimizer, gradient_clip_val=clip, gradient_clip_algorithm="norm")
+
+    @override
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        # global_step counts optimiser steps: update the shadow once per step, not per micro-batch
+        if self.global_step != self._last_ema_step:
+            self._last_ema_step = self.global_step
+            momentum = self.schedule(self.global_step - 1, int(batch["n_images"]))["ema_momentum"]
+            ema_update(self.ema, self.student, momentum)
+
+    # ------------------------------------------------------------- checkpoints
+    @override
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # the teacher is the local file of the config: do not copy a billion frozen weights
+        state = checkpoint["state_dict"]
+        for key in [k for k in state if k.startswith("teacher.")]:
+            del state[key]
+        checkpoint["vitkd_teacher"] = {
+            "name": self.teacher_cfg.name,
+            "weights": self.teacher_cfg.weights,
+            "fingerprint": self._teacher_fingerprint,
+        }
+
+    @override
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        saved = checkpoint.get("vitkd_teacher", {}).get("fingerprint")
+        if saved is not None and abs(saved - self._teacher_fingerprint) > 1e-6 * (1 + abs(saved)):
+            raise ValueError(
+                "this checkpoint was trained with a different teacher "
+                f"({checkpoint['vitkd_teacher']}) than the configured one "
+                f"({self.teacher_cfg.name}, weights={self.teacher_cfg.weights}); "
+                "point model.teacher.weights at the original file"
+            )
+        state = checkpoint["state_dict"]
+        for key, value in self.teacher.state_dict(prefix="teacher.").items():
+            state[key] = value
+
+    def teacher_fingerprint(self) -> float:
+        """A cheap, order-dependent checksum of the teacher weights (float64 sum of a probe)."""
+        total = torch.zeros((), dtype=torch.float64)
+        for i, p in enumerate(self.teacher.parameters()):
+            flat = p.detach().reshape(-1)
+            total += (flat[:: max(1, flat.numel() // 64)].double().cpu() * (i + 1)).sum()
+        return float(total)

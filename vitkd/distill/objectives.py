@@ -1,0 +1,137 @@
+"""The two distillation targets: teacher features (no heads needed) and teacher prototypes."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from vitkd.distill.config import HeadConfig, LossConfig
+from vitkd.losses import DINOLoss, FeatureLoss, RelationLoss, iBOTPatchLoss
+from vitkd.models import DINOHead, FeatureAdaptor, Tokens, resize_patch_grid
+
+
+def _views(x: torch.Tensor, n_images: int) -> torch.Tensor:
+    """(V * B, ...) view-major -> (V, B, ...)."""
+    return x.view(-1, n_images, *x.shape[1:])
+
+
+class FeatureObjective(nn.Module):
+    """RADIO/OMNI-style regression of the teacher's CLS and patch tokens through adaptors.
+
+    Terms (each only built when its weight is non-zero, so DDP sees no unused parameters):
+    `feature_cls` (student global CLS -> teacher CLS of the same crop), `feature_patch`
+    (student patch tokens -> teacher patch tokens resized to the student grid), `feature_local`
+    (each local-crop CLS -> both teacher global CLS tokens, as DINO pairs locals with globals),
+    `relation` (batch similarity matrices of the global CLS tokens).
+    """
+
+    def __init__(
+        self, student_dim: int, teacher_dim: int, losses: LossConfig, heads: HeadConfig
+    ) -> None:
+        super().__init__()
+        self.weights = {
+            "feature_cls": losses.feature_cls,
+            "feature_patch": losses.feature_patch,
+            "feature_local": losses.feature_local,
+            "relation": losses.relation,
+        }
+        hidden = heads.adaptor_hidden_dim or teacher_dim
+        if losses.feature_cls or losses.feature_local:
+            self.cls_adaptor = FeatureAdaptor(student_dim, teacher_dim, hidden)
+        if losses.feature_patch:
+            self.patch_adaptor = FeatureAdaptor(student_dim, teacher_dim, hidden)
+        self.feature = FeatureLoss()
+        self.relation = RelationLoss()
+
+    def forward(
+        self,
+        student: Tokens,
+        student_local_cls: torch.Tensor | None,
+        teacher: Tokens,
+        n_images: int,
+    ) -> dict[str, torch.Tensor]:
+        """Unweighted loss terms.
+
+        Args:
+            student: student tokens of the global crops (n_g * B, ...), view-major.
+            student_local_cls: student CLS of the local crops (n_l * B, Ds), or None.
+            teacher: teacher tokens of the same global crops (n_g * B, ...).
+            n_images: B.
+        """
+        terms: dict[str, torch.Tensor] = {}
+        t_cls = teacher.cls.float()
+        if self.weights["feature_cls"]:
+            terms["feature_cls"] = self.feature(self.cls_adaptor(student.cls), t_cls)
+        if self.weights["feature_patch"]:
+            t_patches = resize_patch_grid(teacher.patches.float(), teacher.grid, student.grid)
+            terms["feature_patch"] = self.feature(self.patch_adaptor(student.patches), t_patches)
+        if self.weights["feature_local"] and student_local_cls is not None:
+            s_local = _views(self.cls_adaptor(student_local_cls), n_images)  # (n_l, B, Dt)
+            t_global = _views(t_cls, n_images)  # (n_g, B, Dt)
+            pairs = [self.feature(s_local, t.unsqueeze(0).expand_as(s_local)) for t in t_global]
+            terms["feature_local"] = torch.stack(pairs).mean()
+        if self.weights["relation"]:
+            terms["relation"] = self.relation(student.cls, t_cls)
+        return terms
+
+
+class PrototypeObjective(nn.Module):
+    """DINOv2 distillation: DINO on CLS prototypes and iBOT on masked patch prototypes.
+
+    The teacher's heads are frozen (loaded or fitted beforehand); the student has its own DINO
+    and iBOT heads. Teacher targets are centred by Sinkhorn-Knopp or the lagged softmax centre at
+    the scheduled teacher temperature. The iBOT term is always computed, on an empty set of tokens
+    when nothing is masked, so every rank runs the same collectives and DDP sees every parameter.
+    """
+
+    def __init__(self, student_dim: int, losses: LossConfig, heads: HeadConfig) -> None:
+        super().__init__()
+        self.losses = losses
+        self.dino_head = DINOHead(
+            student_dim, heads.prototypes, heads.hidden_dim, heads.bottleneck_dim
+        )
+        self.dino_loss = DINOLoss(heads.prototypes, losses.student_temp)
+        if losses.ibot:
+            self.ibot_head = DINOHead(
+                student_dim, heads.ibot_prototypes, heads.hidden_dim, heads.bottleneck_dim
+            )
+            self.ibot_loss = iBOTPatchLoss(heads.ibot_prototypes, losses.student_temp)
+
+    def forward(
+        self,
+        student: Tokens,
+        student_local_cls: torch.Tensor | None,
+        teacher: Tokens,
+        teacher_heads: nn.ModuleDict,
+        masks: torch.Tensor,
+        n_images: int,
+        teacher_temp: float,
+    ) -> dict[str, torch.Tensor]:
+        """Unweighted loss terms `dino` and `ibot`.
+
+        Args:
+            student: student tokens of the (masked) global crops, view-major.
+            student_local_cls: student CLS of the local crops, or None.
+            teacher: teacher tokens of the unmasked global crops.
+            teacher_heads: frozen `dino` and `ibot` heads of the teacher.
+            masks: bool (n_g * B, N_student) masked patch positions.
+            n_images: B.
+            teacher_temp: scheduled teacher temperature.
+        """
+        mode = self.losses.centering
+        with torch.no_grad():
+            t_logits = _views(teacher_heads["dino"](teacher.cls.float()), n_images)
+            t_probs = self.dino_loss.teacher_targets(t_logits, teacher_temp, mode=mode)
+        s_global = _views(self.dino_head(student.cls), n_images)
+        s_local = None
+        if student_local_cls is not None:
+            s_local = _views(self.dino_head(student_local_cls), n_images)
+        terms = {"dino": self.dino_loss(s_global, s_local, t_probs)}
+        if self.losses.ibot:
+            with torch.no_grad():
+                t_patches = resize_patch_grid(teacher.patches.float(), teacher.grid, student.grid)
+                t_masked = teacher_heads["ibot"](t_patches[masks])
+                t_probs_masked = self.ibot_loss.teacher_targets(t_masked, teacher_temp, mode=mode)
+            s_masked = self.ibot_head(student.patches[masks])
+            terms["ibot"] = self.ibot_loss.forward_masked(s_masked, t_probs_masked, masks)
+        return terms

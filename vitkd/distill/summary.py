@@ -1,0 +1,120 @@
+"""`RunSummary` callback: loss at start and end, fidelity before/after, the exported student."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from typing_extensions import override
+
+from vitkd.distill.fidelity import embed_all, fidelity, patch_grid
+from vitkd.models import export_backbone
+
+log = logging.getLogger(__name__)
+
+
+class RunSummary(L.Callback):
+    """Writes `summary.json` and `export/` (the EMA student) into the run folder.
+
+    Fidelity is measured on the data module's held-out tiles (never trained on): teacher against
+    the student at initialisation (`fidelity_before`), then against the EMA shadow (the exported
+    model) and the online student (`fidelity_after`).
+
+    Args:
+        export: export the EMA student at the end of fit.
+        holdout_batch_size: batch size of the fidelity forward passes.
+    """
+
+    def __init__(self, export: bool = True, holdout_batch_size: int = 32) -> None:
+        self.export = export
+        self.holdout_batch_size = holdout_batch_size
+        self.losses: list[float] = []
+        self.before: dict[str, Any] = {}
+        self.teacher_emb: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.grid: tuple[int, int] | None = None
+        self.started = 0.0
+
+    def _holdout(self, trainer: L.Trainer):
+        dm = trainer.datamodule
+        if dm is None or not hasattr(dm, "holdout_dataloader"):
+            return None
+        return dm.holdout_dataloader(self.holdout_batch_size)
+
+    @override
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.started = time.time()
+        if not trainer.is_global_zero:
+            return
+        loader = self._holdout(trainer)
+        if loader is None:
+            return
+        self.grid = patch_grid(pl_module.student, loader)
+        self.teacher_emb = embed_all(pl_module.teacher, loader, pl_module.device, self.grid)
+        student = embed_all(pl_module.ema, loader, pl_module.device)
+        self.before = fidelity(student, self.teacher_emb)
+        log.info("fidelity before training: %s", self.before)
+
+    @override
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        if loss is not None:
+            self.losses.append(float(loss))
+
+    @override
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        run_dir = Path(trainer.log_dir or trainer.default_root_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        after: dict[str, Any] = {}
+        loader = self._holdout(trainer)
+        if loader is not None and self.teacher_emb is not None:
+            for name in ("ema", "student"):
+                emb = embed_all(getattr(pl_module, name), loader, pl_module.device)
+                after[name] = fidelity(emb, self.teacher_emb)
+            log.info("fidelity after training: %s", after)
+        export_dir = None
+        if self.export:
+            export_dir = export_backbone(
+                pl_module.ema,
+                run_dir / "export",
+                extra={"teacher": pl_module.teacher_cfg.name, "source": "ema"},
+            )
+        window = max(1, len(self.losses) // 10)
+        summary = {
+            "targets": pl_module.targets,
+            "teacher": pl_module.teacher_cfg.name,
+            "teacher_weights": pl_module.teacher_cfg.weights or "random-init (fixed seed)",
+            "student": pl_module.student_cfg.name,
+            "steps": int(trainer.global_step),
+            "seconds": round(time.time() - self.started, 1),
+            "loss_start": self.losses[0] if self.losses else None,
+            "loss_end": self.losses[-1] if self.losses else None,
+            "loss_start_mean": _mean(self.losses[:window]),
+            "loss_end_mean": _mean(self.losses[-window:]),
+            "fidelity_before": self.before,
+            "fidelity_after": after,
+            "export": str(export_dir) if export_dir else None,
+        }
+        path = run_dir / "summary.json"
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(summary, indent=2) + "\n")
+        os.replace(tmp, path)
+        log.info("wrote %s", path)
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
