@@ -1,0 +1,119 @@
+"""`probe`: EVA linear probe, logistic regression and cosine kNN on frozen embeddings."""
+
+import argparse
+from pathlib import Path
+
+from evaluation.cli.common import add_embedding_opts, add_model, add_out, resolved_args
+from evaluation.outputs import write_run
+from evaluation.probes import (
+    EVA_LAYOUTS,
+    PROBES,
+    LinearProbeConfig,
+    ProbeData,
+    ProbeInputError,
+    embed_samples,
+    headline,
+    load_labelled_embeddings,
+    run_probes,
+    tile_folder_samples,
+)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register the subcommand."""
+    p = sub.add_parser(
+        "probe", help="EVA-style linear / logistic / kNN probes", description=__doc__
+    )
+    src = p.add_argument_group("inputs (one of)")
+    src.add_argument(
+        "--embeddings", type=Path, nargs="+", help=".h5/.npy/.pt files or folders, with --labels"
+    )
+    src.add_argument(
+        "--labels", type=Path, help="CSV: label, split and slide,x,y | path[,index] | index"
+    )
+    src.add_argument(
+        "--tile-folder", type=Path, help="split/class/image folder, embedded with --model"
+    )
+    src.add_argument(
+        "--dataset",
+        choices=sorted(EVA_LAYOUTS),
+        help="eva dataset layout under --root, embedded with --model",
+    )
+    src.add_argument("--root", type=Path, help="root folder of --dataset")
+    add_model(p)
+    add_embedding_opts(p)
+    p.add_argument("--probes", nargs="+", choices=PROBES, default=list(PROBES))
+    p.add_argument("--max-steps", type=int, default=12_500, help="linear probe steps (eva: 12,500)")
+    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--batch", type=int, default=256, help="linear probe batch size")
+    p.add_argument(
+        "--patience",
+        type=int,
+        default=7,
+        help="validation checks without improvement before stopping",
+    )
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    p.add_argument("--knn-k", type=int, default=20)
+    add_out(p)
+    p.set_defaults(func=run)
+
+
+def load_data(args: argparse.Namespace) -> ProbeData:
+    """ProbeData from whichever input the arguments name."""
+    if args.labels is not None:
+        return load_labelled_embeddings(args.embeddings or [], args.labels)
+    if args.tile_folder is None and args.dataset is None:
+        raise ProbeInputError(
+            "give --labels (with --embeddings), --tile-folder or --dataset/--root"
+        )
+    if args.model is None:
+        raise ProbeInputError("--tile-folder/--dataset need --model to embed the images")
+    if args.dataset is not None:
+        if args.root is None:
+            raise ProbeInputError(f"--dataset {args.dataset} needs --root")
+        samples, classes = EVA_LAYOUTS[args.dataset](args.root)
+    else:
+        samples, classes = tile_folder_samples(args.tile_folder), None
+    from evaluation.encoder import load_encoder
+
+    backbone = load_encoder(args.model, args.weights)
+    return embed_samples(samples, backbone, classes, args.batch_size, args.tokens, args.device)
+
+
+def run(args: argparse.Namespace) -> None:
+    """Run the subcommand."""
+    data = load_data(args)
+    cfg = LinearProbeConfig(
+        lr=args.lr,
+        batch_size=args.batch,
+        max_steps=args.max_steps,
+        patience=args.patience,
+        seeds=tuple(args.seeds),
+    )
+    results = run_probes(data, args.probes, cfg, knn_k=args.knn_k)
+    rows = [
+        {
+            "probe": name,
+            "balanced_accuracy": headline(r),
+            "balanced_accuracy_std": r.get("balanced_accuracy_std", 0.0),
+            "eval_split": r["eval_split"],
+        }
+        for name, r in results.items()
+    ]
+    sizes = {
+        "n_train": len(data.y_train),
+        "n_val": len(data.y_val),
+        "n_test": len(data.y_test),
+        "classes": data.classes,
+        "dim": int(data.x_train.shape[1]),
+    }
+    write_run(
+        args.out,
+        "probe",
+        resolved_args(args),
+        {"probes": results, "data": sizes},
+        rows,
+        table="probes.csv",
+    )
+    for r in rows:
+        print(f"{r['probe']}: balanced_accuracy={r['balanced_accuracy']:.4f} ({r['eval_split']})")

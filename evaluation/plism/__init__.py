@@ -1,0 +1,44 @@
+"""PLISM robustness metrics: per-pair cosine/top-k, grouped aggregates, leaderboard, file layouts."""
+
+from evaluation.plism.groups import (
+    GROUPS,
+    PlismResult,
+    aggregate,
+    evaluate_slides,
+    leaderboard_score,
+    pair_group,
+    slide_pairs,
+    summarise,
+)
+from evaluation.plism.io import (
+    SlideSetError,
+    find_slide_files,
+    load_slide_set,
+    parse_condition,
+    read_conditions_csv,
+    read_h5_features,
+    read_plismbench_features,
+    write_plismbench_layout,
+)
+from evaluation.plism.pairs import DEFAULT_TOP_K, pair_metrics
+
+__all__ = [
+    "DEFAULT_TOP_K",
+    "GROUPS",
+    "PlismResult",
+    "SlideSetError",
+    "aggregate",
+    "evaluate_slides",
+    "find_slide_files",
+    "leaderboard_score",
+    "load_slide_set",
+    "pair_group",
+    "pair_metrics",
+    "parse_condition",
+    "read_conditions_csv",
+    "read_h5_features",
+    "read_plismbench_features",
+    "slide_pairs",
+    "summarise",
+    "write_plismbench_layout",
+]

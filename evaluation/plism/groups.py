@@ -1,0 +1,154 @@
+"""PLISM slide pairs grouped by staining/scanner, aggregate statistics and the leaderboard score."""
+
+import itertools
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from evaluation.plism.pairs import DEFAULT_TOP_K, pair_metrics
+
+GROUPS = ("all", "cross_scanner", "cross_staining", "cross_both")
+"""Group names; plismbench calls them all / inter-scanner / inter-staining / inter-scanner, inter-staining."""
+
+Condition = tuple[str, str]
+"""(staining, scanner) of one slide."""
+
+
+def pair_group(a: Condition, b: Condition) -> str:
+    """Group of a slide pair: cross_scanner (same staining), cross_staining (same scanner), cross_both."""
+    same_staining, same_scanner = a[0] == b[0], a[1] == b[1]
+    if same_staining and same_scanner:
+        return "same_condition"
+    if same_staining:
+        return "cross_scanner"
+    if same_scanner:
+        return "cross_staining"
+    return "cross_both"
+
+
+def slide_pairs(conditions: Mapping[str, Condition]) -> list[tuple[str, str, str]]:
+    """All unordered slide pairs as (slide_a, slide_b, group), in sorted slide order."""
+    names = sorted(conditions)
+    return [
+        (a, b, pair_group(conditions[a], conditions[b]))
+        for a, b in itertools.combinations(names, 2)
+    ]
+
+
+def aggregate(values: Sequence[float]) -> dict[str, float]:
+    """mean, std (population, as np.std), median and IQR (np.quantile 0.75 - 0.25), as plismbench."""
+    v = np.asarray(values, dtype=np.float64)
+    if v.size == 0:
+        return {
+            "mean": float("nan"),
+            "std": float("nan"),
+            "median": float("nan"),
+            "iqr": float("nan"),
+            "n": 0,
+        }
+    q1, q3 = np.quantile(v, [0.25, 0.75])
+    return {
+        "mean": float(v.mean()),
+        "std": float(v.std()),
+        "median": float(np.median(v)),
+        "iqr": float(q3 - q1),
+        "q1": float(q1),
+        "q3": float(q3),
+        "n": int(v.size),
+    }
+
+
+def leaderboard_score(summary: Mapping[str, Mapping[str, Mapping[str, float]]]) -> float:
+    """Mean of four medians: cos-sim over all pairs, top-10 cross-scanner, cross-staining, cross-both."""
+    try:
+        medians = [
+            summary["all"]["cosine_similarity"]["median"],
+            summary["cross_scanner"]["top_10_accuracy"]["median"],
+            summary["cross_staining"]["top_10_accuracy"]["median"],
+            summary["cross_both"]["top_10_accuracy"]["median"],
+        ]
+    except KeyError as err:
+        raise ValueError(
+            f"the leaderboard needs top_10_accuracy and all four groups; missing {err}"
+        ) from err
+    return float(np.mean(medians))
+
+
+@dataclass
+class PlismResult:
+    """Per-pair rows, per-group aggregates and the leaderboard score of one feature extractor."""
+
+    rows: list[dict[str, object]]
+    summary: dict[str, dict[str, dict[str, float]]]
+    leaderboard: float | None
+    metric_names: list[str] = field(default_factory=list)
+
+
+def summarise(
+    rows: Sequence[Mapping[str, object]], metric_names: Sequence[str]
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Aggregate per-pair rows into {group: {metric: {mean, std, median, iqr, n}}}."""
+    summary: dict[str, dict[str, dict[str, float]]] = {}
+    for group in GROUPS:
+        chosen = [r for r in rows if group == "all" or r["group"] == group]
+        summary[group] = {m: aggregate([float(r[m]) for r in chosen]) for m in metric_names}
+    return summary
+
+
+def evaluate_slides(
+    features: Mapping[str, np.ndarray | torch.Tensor],
+    conditions: Mapping[str, Condition],
+    top_k: Sequence[int] = DEFAULT_TOP_K,
+    dtype: torch.dtype = torch.float32,
+    chunk_size: int = 2048,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+    on_pair: Callable[[dict[str, object]], None] | None = None,
+) -> PlismResult:
+    """PLISM metrics over all unordered pairs of a set of registered slides.
+
+    Args:
+        features: slide name -> (n, d) features; every slide has the same tiles in the same order.
+        conditions: slide name -> (staining, scanner).
+        top_k: values of k for top-k accuracy.
+        dtype: compute dtype passed to :func:`pair_metrics`.
+        chunk_size: block size passed to :func:`pair_metrics`.
+        device: compute device.
+        progress: show a tqdm bar over pairs.
+        on_pair: called with each finished row (e.g. to log or checkpoint).
+
+    Returns:
+        A :class:`PlismResult`; leaderboard is None when k = 10 or a group is missing.
+    """
+    missing = sorted(set(features) ^ set(conditions))
+    if missing:
+        raise ValueError(f"slides without both features and a (staining, scanner) label: {missing}")
+    if len(features) < 2:
+        raise ValueError(f"need at least two slides, got {len(features)}")
+    pairs = slide_pairs(conditions)
+    metric_names = ["cosine_similarity"] + [f"top_{k}_accuracy" for k in top_k]
+    rows: list[dict[str, object]] = []
+    for a, b, group in tqdm(pairs, desc="PLISM pairs", disable=not progress):
+        metrics = pair_metrics(
+            features[a], features[b], top_k, dtype=dtype, chunk_size=chunk_size, device=device
+        )
+        row: dict[str, object] = {
+            "slide_a": a,
+            "slide_b": b,
+            "staining_a": conditions[a][0],
+            "scanner_a": conditions[a][1],
+            "staining_b": conditions[b][0],
+            "scanner_b": conditions[b][1],
+            "group": group,
+            **metrics,
+        }
+        rows.append(row)
+        if on_pair is not None:
+            on_pair(row)
+    summary = summarise(rows, metric_names)
+    has_all = 10 in top_k and all(summary[g]["top_10_accuracy"]["n"] > 0 for g in GROUPS[1:])
+    score = leaderboard_score(summary) if has_all else None
+    return PlismResult(rows=rows, summary=summary, leaderboard=score, metric_names=metric_names)

@@ -1,0 +1,54 @@
+"""One HTML page (and a Markdown twin) summarising evaluation and training runs."""
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from evaluation.outputs import write_text_atomic
+from evaluation.report.collect import ReportInputError, Run, load_run, unique_labels
+from evaluation.report.document import Section, to_html, to_markdown
+from evaluation.report.sections import (
+    fidelity_section,
+    hest_section,
+    plism_section,
+    probe_section,
+    robustness_section,
+    train_section,
+)
+
+
+def build_report(
+    run_dirs: Sequence[str | Path], out: str | Path, title: str = "vitkd evaluation report"
+) -> tuple[Path, list[Run]]:
+    """Write ``index.html``, ``report.md`` and the PNGs into `out`; returns the HTML path and runs."""
+    if not run_dirs:
+        raise ReportInputError("no run folders given")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    runs = [load_run(p) for p in run_dirs]
+    unique_labels(runs)
+    by_kind: dict[str, list[Run]] = {}
+    for r in runs:
+        by_kind.setdefault(r.kind, []).append(r)
+    sections: list[Section] = []
+    for r in by_kind.get("robustness", []):
+        sections.append(robustness_section(r, out))
+    if "plism" in by_kind:
+        sections.append(plism_section(by_kind["plism"], out))
+    if "probe" in by_kind:
+        sections.append(probe_section(by_kind["probe"]))
+    if "hest" in by_kind:
+        sections.append(hest_section(by_kind["hest"]))
+    if "fidelity" in by_kind:
+        sections.append(fidelity_section(by_kind["fidelity"]))
+    for r in by_kind.get("train", []):
+        sections.append(train_section(r, out))
+    unknown = sorted(set(by_kind) - {"robustness", "plism", "probe", "hest", "fidelity", "train"})
+    if unknown:
+        sections.append(
+            Section("Other runs", [f"Not rendered (unknown command): {', '.join(unknown)}"])
+        )
+    write_text_atomic(out / "report.md", to_markdown(title, sections))
+    return write_text_atomic(out / "index.html", to_html(title, sections)), runs
+
+
+__all__ = ["ReportInputError", "Run", "build_report", "load_run"]
