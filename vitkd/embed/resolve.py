@@ -1,0 +1,156 @@
+"""Turn `--model` (+ `--weights`) into a Backbone: export folder, checkpoint, preset or timm name."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+if TYPE_CHECKING:
+    from vitkd.models import Backbone
+
+log = logging.getLogger(__name__)
+
+RANDOM_INIT = "random-init"
+RANDOM_INIT_SEED = 0
+EXPORT_WEIGHTS = "model.safetensors"
+CHECKPOINT_SUFFIXES = (".ckpt",)
+
+
+class ModelResolutionError(ValueError):
+    """`--model` / `--weights` do not name a usable model."""
+
+
+@dataclass
+class ResolvedModel:
+    """A backbone ready to embed, with the provenance written into every output file.
+
+    Args:
+        backbone: the model; takes uint8 (B, 3, H, W) crops and normalises them itself.
+        encoder: the name stored as the `encoder` attribute.
+        weights_sha256: sha256 of the weights file, or `random-init`.
+        source: what `--model` resolved to: `export`, `checkpoint`, `preset` or `timm`.
+    """
+
+    backbone: Backbone
+    encoder: str
+    weights_sha256: str
+    source: str
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _looks_like_path(model: str) -> bool:
+    return os.sep in model or model.startswith(".") or model.endswith(CHECKPOINT_SUFFIXES)
+
+
+def resolve_model(
+    model: str,
+    weights: str | os.PathLike | None = None,
+    which: str = "ema",
+    model_kwargs: dict[str, Any] | None = None,
+) -> ResolvedModel:
+    """Build the backbone `--model` names, in this order.
+
+    1. an existing folder: a vitkd export (`model.safetensors` + `config.json`);
+    2. an existing `.ckpt` file: a vitkd training checkpoint (`which` branch: `ema` or `student`);
+    3. otherwise a preset (`h-optimus-0`, `h0-mini`) or timm architecture name, with the local
+       `weights` file (or HF-style folder) when given, else random initialisation with a fixed
+       seed and a warning.
+
+    Raises:
+        ModelResolutionError: the combination cannot be resolved; the message says what to pass.
+    """
+    kwargs = dict(model_kwargs or {})
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return _from_export(path, weights, kwargs)
+    if path.is_file():
+        return _from_checkpoint(path, weights, which, kwargs)
+    if _looks_like_path(model):
+        raise ModelResolutionError(
+            f"--model {model}: no such file or folder; pass a vitkd export folder, a vitkd .ckpt, "
+            "a preset name (h-optimus-0, h0-mini) or a timm architecture name."
+        )
+    return _from_name(model, weights, kwargs)
+
+
+def _from_export(path: Path, weights: object, kwargs: dict[str, Any]) -> ResolvedModel:
+    from vitkd.models import load_exported
+
+    if weights is not None or kwargs:
+        raise ModelResolutionError(
+            f"--model {path} is an export folder that carries its own weights and config; "
+            "drop --weights/--model-kwargs."
+        )
+    weights_file = path / EXPORT_WEIGHTS
+    if not weights_file.is_file():
+        raise ModelResolutionError(
+            f"--model {path}: folder has no {EXPORT_WEIGHTS}; pass the folder written by "
+            "`python -m vitkd.export`."
+        )
+    backbone = load_exported(path)
+    return ResolvedModel(backbone, path.resolve().name, sha256_file(weights_file), "export")
+
+
+def _from_checkpoint(
+    path: Path, weights: object, which: str, kwargs: dict[str, Any]
+) -> ResolvedModel:
+    if path.suffix not in CHECKPOINT_SUFFIXES:
+        raise ModelResolutionError(
+            f"--model {path} is a file but not a vitkd checkpoint (.ckpt); for a bare weights "
+            "file pass the architecture as --model and the file as --weights."
+        )
+    if weights is not None or kwargs:
+        raise ModelResolutionError(
+            f"--model {path} is a vitkd checkpoint with its own weights and config; "
+            "drop --weights/--model-kwargs."
+        )
+    from vitkd.export import backbone_from_checkpoint
+
+    backbone = backbone_from_checkpoint(path, which=which)
+    return ResolvedModel(backbone, f"{path.stem}:{which}", sha256_file(path), "checkpoint")
+
+
+def _from_name(name: str, weights: object, kwargs: dict[str, Any]) -> ResolvedModel:
+    from vitkd.models import PRESETS, build_backbone
+
+    source = "preset" if name in PRESETS else "timm"
+    if weights is None:
+        log.warning(
+            "--model %s without --weights: embedding with RANDOMLY INITIALISED weights "
+            "(files are tagged weights_sha256=%s).",
+            name,
+            RANDOM_INIT,
+        )
+        # A fixed seed keeps random-init features identical across ranks and resumed runs.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(RANDOM_INIT_SEED)
+            backbone = build_backbone(name, **kwargs)
+        return ResolvedModel(backbone, name, RANDOM_INIT, source)
+    weights = Path(weights).expanduser()
+    backbone = build_backbone(name, weights=weights, **kwargs)
+    return ResolvedModel(backbone, name, _weights_digest(weights), source)
+
+
+def _weights_digest(weights: Path) -> str:
+    """sha256 of a weights file, or of every file in a weights folder (names and bytes, sorted)."""
+    if weights.is_file():
+        return sha256_file(weights)
+    digest = hashlib.sha256()
+    for path in sorted(p for p in weights.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(weights)).encode())
+        digest.update(bytes.fromhex(sha256_file(path)))
+    return digest.hexdigest()
