@@ -118,13 +118,15 @@ class DistillationModule(L.LightningModule):
         self.targets = targets
 
         with torch.random.fork_rng():
-            torch.manual_seed(seed)
             self.teacher: Backbone = build_teacher(
                 self.teacher_cfg.name,
                 self.teacher_cfg.weights,
                 seed=seed,
                 **self.teacher_cfg.kwargs,
             )
+            # another stream than the random teacher's: the same seed would make the student's
+            # first weights a copy of the teacher's and fake a high fidelity at initialisation
+            torch.manual_seed(seed + 1)
             # a mask token only where iBOT masks the student: DDP rejects unused parameters
             masked = self.targets == "prototypes" and self.losses.ibot > 0
             self.student: Backbone = build_student(

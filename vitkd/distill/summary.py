@@ -20,7 +20,8 @@ log = logging.getLogger(__name__)
 
 
 class RunSummary(L.Callback):
-    """Writes `summary.json` and `export/` (the EMA student) into the run folder.
+    """Writes `summary.json`, `export/` (the EMA student) and, for a random-init teacher,
+    `teacher/` into the run folder.
 
     Fidelity is measured on the data module's held-out tiles (never trained on): teacher against
     the student at initialisation (`fidelity_before`), then against the EMA shadow (the exported
@@ -57,7 +58,7 @@ class RunSummary(L.Callback):
         self.grid = patch_grid(pl_module.student, loader)
         self.teacher_emb = embed_all(pl_module.teacher, loader, pl_module.device, self.grid)
         student = embed_all(pl_module.ema, loader, pl_module.device)
-        self.before = fidelity(student, self.teacher_emb)
+        self.before = fidelity(student, self.teacher_emb, _adaptor(pl_module))
         log.info("fidelity before training: %s", self.before)
 
     @override
@@ -84,7 +85,7 @@ class RunSummary(L.Callback):
         if loader is not None and self.teacher_emb is not None:
             for name in ("ema", "student"):
                 emb = embed_all(getattr(pl_module, name), loader, pl_module.device)
-                after[name] = fidelity(emb, self.teacher_emb)
+                after[name] = fidelity(emb, self.teacher_emb, _adaptor(pl_module))
             log.info("fidelity after training: %s", after)
         export_dir = None
         if self.export:
@@ -92,6 +93,14 @@ class RunSummary(L.Callback):
                 pl_module.ema,
                 run_dir / "export",
                 extra={"teacher": pl_module.teacher_cfg.name, "source": "ema"},
+            )
+        teacher_dir = None
+        if self.export and pl_module.teacher_cfg.weights is None:
+            # a random teacher exists nowhere else: keep it so the run can be evaluated later
+            teacher_dir = export_backbone(
+                pl_module.teacher,
+                run_dir / "teacher",
+                extra={"source": "random-init teacher", "seed": pl_module.hparams.seed},
             )
         window = max(1, len(self.losses) // 10)
         summary = {
@@ -108,12 +117,17 @@ class RunSummary(L.Callback):
             "fidelity_before": self.before,
             "fidelity_after": after,
             "export": str(export_dir) if export_dir else None,
+            "teacher_export": str(teacher_dir) if teacher_dir else None,
         }
         path = run_dir / "summary.json"
         tmp = path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(summary, indent=2) + "\n")
         os.replace(tmp, path)
         log.info("wrote %s", path)
+
+
+def _adaptor(pl_module: L.LightningModule) -> torch.nn.Module | None:
+    return getattr(pl_module.objective, "cls_adaptor", None)
 
 
 def _mean(values: list[float]) -> float | None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import resource
+import statistics
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -58,13 +59,17 @@ def peak_memory_gb(device: torch.device) -> float:
 
 
 class StepTimer(L.Callback):
-    """Times optimiser steps ``warmup + 1 .. warmup + steps`` of a fit, data loading included."""
+    """Times optimiser steps ``warmup + 1 .. warmup + steps`` of a fit, data loading included.
+
+    The rate is images per step over the *median* step time: on a shared machine a few steps
+    slowed by other processes then do not decide the figure.
+    """
 
     def __init__(self, warmup: int, steps: int) -> None:
         self.warmup, self.steps = warmup, steps
-        self.start: float | None = None
-        self.seconds: float | None = None
-        self.images = 0
+        self.last: float | None = None
+        self.durations: list[float] = []
+        self.images: list[int] = []
 
     def on_train_batch_end(
         self,
@@ -74,23 +79,23 @@ class StepTimer(L.Callback):
         batch: Any,
         batch_idx: int,
     ) -> None:
-        """Start the clock after the warm-up steps, stop it after the timed ones."""
+        """Record the wall time of each timed step (batch fetch + step)."""
         step = trainer.global_step
-        if step == self.warmup and self.start is None:
-            synchronize(pl_module.device)
-            self.start = time.perf_counter()
-        elif self.start is not None and self.seconds is None:
-            self.images += int(batch["n_images"])
-            if step == self.warmup + self.steps:
-                synchronize(pl_module.device)
-                self.seconds = time.perf_counter() - self.start
+        if step < self.warmup or len(self.durations) >= self.steps:
+            return
+        synchronize(pl_module.device)
+        now = time.perf_counter()
+        if self.last is not None:
+            self.durations.append(now - self.last)
+            self.images.append(int(batch["n_images"]))
+        self.last = now
 
     @property
     def rate(self) -> float:
-        """Images (samples) per second over the timed steps."""
-        if not self.seconds:
+        """Images (samples) per second at the median step time."""
+        if not self.durations:
             raise RuntimeError("the fit ended before the timed steps; raise max_steps")
-        return self.images / self.seconds
+        return statistics.median(self.images) / statistics.median(self.durations)
 
 
 def autocast_for(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
@@ -124,18 +129,20 @@ def pure_step(
 def pure_rate(
     module: Any, batch: dict[str, Any], precision: str, warmup: int, steps: int, fused: bool
 ) -> float:
-    """Images per second of `pure_step` on one pre-made batch already on the device."""
+    """Images per second of `pure_step` on one pre-made batch, at the median step time."""
     params = [p for p in module.student.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=1e-6, fused=fused or None)
     module.student.train()
     for _ in range(warmup):
         pure_step(module, batch, optimizer, precision)
-    synchronize(module.device)
-    start = time.perf_counter()
+    durations = []
     for _ in range(steps):
+        synchronize(module.device)
+        start = time.perf_counter()
         pure_step(module, batch, optimizer, precision)
-    synchronize(module.device)
-    return steps * int(batch["n_images"]) / (time.perf_counter() - start)
+        synchronize(module.device)
+        durations.append(time.perf_counter() - start)
+    return int(batch["n_images"]) / statistics.median(durations)
 
 
 @contextlib.contextmanager

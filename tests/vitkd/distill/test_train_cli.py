@@ -83,6 +83,7 @@ def test_short_demo_run_writes_a_complete_run_folder(tmp_path, monkeypatch) -> N
     assert (run_dir / "config.yaml").is_file()
     assert (run_dir / "metrics.csv").is_file()
     assert (run_dir / "export" / "model.safetensors").is_file()
+    assert (run_dir / "teacher" / "model.safetensors").is_file()  # random teacher kept
     assert list(run_dir.rglob("*.ckpt"))
 
 
