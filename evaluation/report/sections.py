@@ -163,13 +163,17 @@ def train_section(run: Run, out: Path) -> Section:
             if k in s
         ]
         sec.blocks.append(Table(["field", "value"], rows))
-        before, after = s.get("fidelity_before") or {}, s.get("fidelity_after") or {}
-        keys = [k for k in ("linear_cka", "ridge_r2", "knn_agreement") if k in before or k in after]
-        if keys:
+        rows = _fidelity_rows(s.get("fidelity_before") or {}, s.get("fidelity_after") or {})
+        if rows:
             sec.blocks.append(
                 Table(
-                    ["fidelity on held-out tiles", "before training", "after (EMA student)"],
-                    [[k, fmt(before.get(k)), fmt(after.get(k))] for k in keys],
+                    [
+                        "fidelity on held-out tiles",
+                        "before training",
+                        "after (EMA, exported)",
+                        "after (online student)",
+                    ],
+                    rows,
                 )
             )
     img = plots.loss_curves(run.metrics_csv, out / f"{run.label}_loss.png")
@@ -178,3 +182,19 @@ def train_section(run: Run, out: Path) -> Section:
     elif not s:
         sec.blocks.append("No loss columns in the logs.")
     return sec
+
+
+def _fidelity_rows(before: dict, after: dict) -> list[list[str]]:
+    """Rows `token kind · metric` of `summary.json`'s nested fidelity blocks."""
+    ema, online = after.get("ema") or {}, after.get("student") or {}
+    rows = []
+    for kind in ("cls", "patch"):
+        metrics = dict.fromkeys(
+            [*(before.get(kind) or {}), *(ema.get(kind) or {}), *(online.get(kind) or {})]
+        )
+        for metric in metrics:
+            if metric == "tokens":
+                continue
+            values = [(block.get(kind) or {}).get(metric) for block in (before, ema, online)]
+            rows.append([f"{kind} · {metric}", *[fmt(v) for v in values]])
+    return rows

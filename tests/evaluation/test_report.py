@@ -52,8 +52,11 @@ def _train_run(out) -> None:
         "steps": 100,
         "loss_start_mean": 3.0,
         "loss_end_mean": 1.1,
-        "fidelity_before": {"linear_cka": 0.2, "ridge_r2": 0.1},
-        "fidelity_after": {"linear_cka": 0.8, "ridge_r2": 0.6},
+        "fidelity_before": {"tiles": 40, "cls": {"linear_cka": 0.2, "ridge_r2": 0.1}},
+        "fidelity_after": {
+            "ema": {"tiles": 40, "cls": {"linear_cka": 0.8, "ridge_r2": 0.6}},
+            "student": {"tiles": 40, "cls": {"linear_cka": 0.7, "ridge_r2": 0.5}},
+        },
     }
     (out / "summary.json").write_text(json.dumps(summary))
 
@@ -106,7 +109,8 @@ def test_report_renders_all_images(tmp_path, run_dirs) -> None:
         "leaderboard",
         "teacher_probe",
         "student_probe",
-        "after (EMA student)",
+        "after (EMA, exported)",
+        "cls · linear_cka",
     ):
         assert text in page, text
     assert json.loads((out / "results.json").read_text())["index"] == "index.html"
