@@ -107,6 +107,12 @@ def autocast_for(precision: str, device: torch.device) -> contextlib.AbstractCon
     return contextlib.nullcontext()
 
 
+def _dense_loss(x: torch.Tensor) -> torch.Tensor:
+    # a plain mean back-propagates a stride-0 (expanded) gradient, which sends the backward
+    # matmuls down slow non-contiguous paths; a squared mean gives a dense one like real losses
+    return x.float().square().mean()
+
+
 def pure_step(
     module: Any,
     batch: dict[str, Any],
@@ -118,9 +124,9 @@ def pure_step(
     module.forward_teacher(batch["teacher"])
     with autocast_for(precision, module.device):
         s = module.student.forward_tokens(batch["global"], masks)
-        loss = s.cls.float().mean() + s.patches.float().mean()
+        loss = _dense_loss(s.cls) + _dense_loss(s.patches)
         if batch["local"].shape[0]:
-            loss = loss + module.student.forward_tokens(batch["local"]).cls.float().mean()
+            loss = loss + _dense_loss(module.student.forward_tokens(batch["local"]).cls)
     loss.backward()
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
@@ -182,9 +188,10 @@ def count_flops(module: Any, batch: dict[str, Any], n_images: int = 1) -> dict[s
                 module.forward_teacher(first(batch["teacher"]))
             with FlopCounterMode(display=False) as student_counter:
                 s = module.student.forward_tokens(first(batch["global"]), masks)
-                loss = s.cls.float().mean() + s.patches.float().mean()
+                loss = _dense_loss(s.cls) + _dense_loss(s.patches)
                 if batch["local"].shape[0]:
-                    loss = loss + module.student.forward_tokens(first(batch["local"])).cls.mean()
+                    local = module.student.forward_tokens(first(batch["local"]))
+                    loss = loss + _dense_loss(local.cls)
                 loss.backward()
     finally:
         model.set_grad_checkpointing(ckpt)
