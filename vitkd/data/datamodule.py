@@ -106,7 +106,8 @@ class DistillDataModule(L.LightningDataModule):
         augment_device: where crops are cut and coloured: `cpu` (workers, every operation),
             `gpu` (workers only decode tiles and draw parameters; `vitkd.data.gpu` does the
             pixel work on the training device after the copy; no JPEG operation), or `auto`
-            (`gpu` when the trainer runs on CUDA).
+            (`gpu` when the trainer runs on CUDA). The default stays `cpu` (the full preset)
+            until `scripts/gpu_check.sh` has measured the device path on a real GPU.
     """
 
     def __init__(
@@ -121,7 +122,7 @@ class DistillDataModule(L.LightningDataModule):
         persistent_workers: bool = True,
         prefetch_factor: int = 4,
         seed: int = 0,
-        augment_device: Literal["auto", "cpu", "gpu"] = "auto",
+        augment_device: Literal["auto", "cpu", "gpu"] = "cpu",
     ) -> None:
         super().__init__()
         self.source = source or TileSource()

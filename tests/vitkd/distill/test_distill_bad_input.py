@@ -13,7 +13,7 @@ from vitkd.distill.config import StudentConfig, TeacherConfig, as_config
 def test_missing_teacher_weights_file_names_it(tmp_path) -> None:
     missing = tmp_path / "h-optimus-0.safetensors"
     teacher = TeacherConfig(name=ARCH, weights=str(missing), kwargs={"depth": 1, "embed_dim": 48})
-    with pytest.raises(FileNotFoundError, match="h-optimus-0.safetensors"):
+    with pytest.raises(FileNotFoundError, match=r"h-optimus-0\.safetensors"):
         tiny_module(teacher=teacher)
 
 
