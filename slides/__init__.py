@@ -15,7 +15,7 @@ from slides.errors import (
     UnsupportedFormatError,
 )
 from slides.grid import TileGrid, make_grid
-from slides.grid_io import load_grid, save_grid
+from slides.grid_io import coords_attrs, load_grid, save_grid
 from slides.image_io import read_image
 from slides.paths import SAMPLE_SLIDE, SLIDE_EXTENSIONS, find_slides
 from slides.slide import Slide, open_slide
@@ -49,6 +49,7 @@ __all__ = [
     "TileGrid",
     "TissueMask",
     "UnsupportedFormatError",
+    "coords_attrs",
     "detect_tissue",
     "find_slides",
     "load_grid",

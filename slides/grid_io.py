@@ -15,6 +15,24 @@ from slides.slide import Slide
 _REQUIRED = ("patch_size", "patch_size_level0", "level0_width", "level0_height")
 
 
+def coords_attrs(grid: TileGrid) -> dict[str, int | float | str]:
+    """TRIDENT's `coords` attributes, plus what `load_grid` needs to rebuild the grid."""
+    return {
+        "patch_size": int(grid.size),
+        "patch_size_level0": int(grid.size_level0),
+        "level0_magnification": float(grid.level0_magnification),
+        "target_magnification": float(grid.target_magnification),
+        "overlap": int(grid.overlap),
+        "name": str(grid.slide_name),
+        "level0_width": int(grid.level0_width),
+        "level0_height": int(grid.level0_height),
+        "mpp": float(grid.slide_mpp),
+        "target_mpp": float(grid.mpp),
+        "level": int(grid.level),
+        "read_size": int(grid.read_size),
+    }
+
+
 def save_grid(path: str | Path, grid: TileGrid) -> Path:
     """Write `grid` to `path` (HDF5): `coords` (N, 2) int64 with TRIDENT's attributes.
 
@@ -26,20 +44,7 @@ def save_grid(path: str | Path, grid: TileGrid) -> Path:
         coords = h5.create_dataset(
             "coords", data=np.asarray(grid.coords, dtype=np.int64).reshape(-1, 2)
         )
-        attrs = {
-            "patch_size": int(grid.size),
-            "patch_size_level0": int(grid.size_level0),
-            "level0_magnification": float(grid.level0_magnification),
-            "target_magnification": float(grid.target_magnification),
-            "overlap": int(grid.overlap),
-            "name": str(grid.slide_name),
-            "level0_width": int(grid.level0_width),
-            "level0_height": int(grid.level0_height),
-            "mpp": float(grid.slide_mpp),
-            "target_mpp": float(grid.mpp),
-            "level": int(grid.level),
-            "read_size": int(grid.read_size),
-        }
+        attrs = coords_attrs(grid)
         for key, value in attrs.items():
             coords.attrs[key] = value
     return path

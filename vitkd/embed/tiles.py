@@ -12,6 +12,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from slides import GridTiles, SlideError, TileFolder, TileGrid, load_grid, make_grid, open_slide
+from slides.grid_io import coords_attrs
 from slides.slide import Slide
 from vitkd.embed.config import EmbedConfig
 from vitkd.embed.sources import Source
@@ -79,21 +80,8 @@ class TileJob:
 
 
 def grid_attrs(grid: TileGrid) -> dict[str, Any]:
-    """TRIDENT's `coords` attributes, plus what `slides.load_grid` needs to rebuild the grid."""
-    return {
-        "patch_size": int(grid.size),
-        "patch_size_level0": int(grid.size_level0),
-        "level0_magnification": float(grid.level0_magnification),
-        "target_magnification": float(grid.target_magnification),
-        "overlap": int(grid.overlap),
-        "name": str(grid.slide_name),
-        "level0_width": int(grid.level0_width),
-        "level0_height": int(grid.level0_height),
-        "mpp": float(grid.slide_mpp),
-        "target_mpp": float(grid.mpp),
-        "level": int(grid.level),
-        "read_size": int(grid.read_size),
-    }
+    """TRIDENT's `coords` attributes of a grid (the same as `slides.save_grid` writes)."""
+    return dict(coords_attrs(grid))
 
 
 def find_coords_file(coords: Path, name: str) -> Path:
