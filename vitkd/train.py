@@ -18,6 +18,7 @@ from vitkd.distill.module import DistillationModule
 from vitkd.distill.summary import RunSummary
 
 # the repository's configs/ folder (vitkd is installed editable from its clone)
+DEFAULT_RUNS = "runs"
 DEMO_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
 
 
@@ -39,19 +40,19 @@ def trainer_defaults(run_name: str = "vitkd") -> dict:
     loggers = [
         {
             "class_path": "lightning.pytorch.loggers.CSVLogger",
-            "init_args": {"save_dir": "runs", "name": run_name, "version": version},
+            "init_args": {"save_dir": DEFAULT_RUNS, "name": run_name, "version": version},
         }
     ]
     if _has_tensorboard():
         loggers.append(
             {
                 "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
-                "init_args": {"save_dir": "runs", "name": run_name, "version": version},
+                "init_args": {"save_dir": DEFAULT_RUNS, "name": run_name, "version": version},
             },
         )
     return {
         "precision": "bf16-mixed" if torch.cuda.is_available() else "32-true",
-        "default_root_dir": "runs",
+        "default_root_dir": DEFAULT_RUNS,
         "logger": loggers,
         # always on, in addition to any `trainer.callbacks` of a config
         "callbacks": [
@@ -70,14 +71,24 @@ class DistillCLI(LightningCLI):
             "--ckpt_path", type=str | None, default=None, help="resume from this checkpoint"
         )
 
+    def before_instantiate_classes(self) -> None:
+        # one knob for where a run goes: loggers left at the default folder follow
+        # --trainer.default_root_dir, so logs, checkpoints, export and summary stay together
+        trainer = self.config["trainer"]
+        loggers = trainer.get("logger")
+        for logger in loggers if isinstance(loggers, list) else []:
+            init_args = logger.get("init_args") if hasattr(logger, "get") else None
+            if init_args is not None and init_args.get("save_dir") == DEFAULT_RUNS:
+                init_args["save_dir"] = trainer.get("default_root_dir") or DEFAULT_RUNS
+
 
 def main(args: list[str] | None = None) -> DistillCLI:
     """Run the CLI; with no arguments, run the demo config."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     # the frozen teacher is in eval mode on purpose
     warnings.filterwarnings("ignore", r"Found \d+ module\(s\) in eval mode", UserWarning)
-    args = sys.argv[1:] if args is None else list(args)
-    if not args:
+    given = sys.argv[1:] if args is None else list(args)
+    if not given:
         logging.getLogger("vitkd").info(
             "no arguments: running the embedded demo (%s) on the sample slide", DEMO_CONFIG
         )

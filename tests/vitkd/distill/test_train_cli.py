@@ -63,8 +63,6 @@ def _run(tmp_path: Path, *extra: str) -> Path:
             str(ROOT / "configs" / "demo.yaml"),
             *TINY,
             f"--trainer.default_root_dir={run}",
-            "--trainer.logger.init_args.save_dir",
-            str(run),
             *extra,
         ]
     )
@@ -73,8 +71,13 @@ def _run(tmp_path: Path, *extra: str) -> Path:
 
 
 def test_short_demo_run_writes_a_complete_run_folder(tmp_path, monkeypatch) -> None:
-    monkeypatch.chdir(tmp_path)
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
     run_dir = _run(tmp_path)
+    # --trainer.default_root_dir alone moves logs, checkpoints, export and summary together
+    assert run_dir.is_relative_to(tmp_path / "runs")
+    assert not any(elsewhere.iterdir())
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["steps"] == 3
     assert summary["loss_start"] is not None and summary["loss_end"] is not None
