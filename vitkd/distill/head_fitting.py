@@ -16,13 +16,14 @@ features are fixed, and the heads learn a balanced clustering of them.
 from __future__ import annotations
 
 import copy
-import itertools
 import logging
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 import lightning as L
 import torch
 import torch.nn.functional as F
+from lightning.fabric.utilities.apply_func import move_data_to_device
 from tqdm.auto import tqdm
 
 from vitkd.distill.ema import ema_update
@@ -38,6 +39,13 @@ TOKENS_PER_IMAGE = 32
 FEATURE_DROPOUT = 0.1
 TEACHER_TEMP = 0.05
 EMA_MOMENTUM = 0.99
+
+
+def _endless(loader: Iterable) -> Iterator:
+    """Batches of `loader`, restarting it when exhausted (unlike `itertools.cycle`, which would
+    keep every batch of the first pass in memory)."""
+    while True:
+        yield from loader
 
 
 def _all_reduce_mean_grads(params: list[torch.nn.Parameter]) -> None:
@@ -64,12 +72,15 @@ def fit_teacher_heads(module: DistillationModule, datamodule: L.LightningDataMod
     params = [p for p in heads.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.fit_lr, weight_decay=0.04)
     dino = DINOLoss(cfg.prototypes, module.losses.student_temp).to(module.device)
-    batches = itertools.cycle(datamodule.train_dataloader())
+    batches = _endless(datamodule.train_dataloader())
     generator = torch.Generator(device="cpu").manual_seed(module.hparams.seed)
     for _ in tqdm(range(cfg.fit_steps), desc="teacher heads", disable=not rank_zero):
-        batch = next(batches)
+        # the same transfer path as training, so a device-side augmentation (which turns raw
+        # tiles into crops after the copy) also runs here
+        batch = move_data_to_device(next(batches), module.device)
+        batch = datamodule.on_after_batch_transfer(batch, 0)
         n_images = int(batch["n_images"])
-        tokens = module.forward_teacher(batch["teacher"].to(module.device, non_blocking=True))
+        tokens = module.forward_teacher(batch["teacher"])
         cls = tokens.cls.float()
         with torch.no_grad():
             t_logits = target["dino"](cls)

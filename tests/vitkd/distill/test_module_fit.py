@@ -125,3 +125,15 @@ def test_bf16_mixed_runs_on_tiny_models(tmp_path) -> None:
     )
     assert len(recorder.losses) == 2 and all(torch.isfinite(torch.tensor(recorder.losses)))
     assert next(module.teacher.parameters()).dtype == torch.bfloat16
+
+
+def test_head_fitting_follows_the_device_augmentation_path(tmp_path) -> None:
+    from vitkd.distill.config import HeadConfig
+
+    heads = HeadConfig(
+        prototypes=64, ibot_prototypes=64, hidden_dim=32, bottleneck_dim=16, fit_steps=2
+    )
+    module = tiny_module(targets="prototypes", heads=heads)
+    # "gpu" runs the device-side crop/colour path on whatever device the trainer uses
+    trainer(tmp_path, 2).fit(module, datamodule=tiny_data(augment_device="gpu"))
+    assert bool(module.heads_ready) and module.trainer.global_step == 2
