@@ -325,9 +325,14 @@ class DistillationModule(L.LightningModule):
             self.clip_gradients(optimizer, gradient_clip_val=clip, gradient_clip_algorithm="norm")
 
     @override
+    def on_train_start(self) -> None:
+        # also after a resume: the shadow moves only when an optimiser step has happened
+        self._last_ema_step = self.global_step
+
+    @override
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         # global_step counts optimiser steps: update the shadow once per step, not per micro-batch
-        if self.global_step != self._last_ema_step:
+        if self.global_step > self._last_ema_step:
             self._last_ema_step = self.global_step
             momentum = self.schedule(self.global_step - 1, int(batch["n_images"]))["ema_momentum"]
             ema_update(self.ema, self.student, momentum)

@@ -137,3 +137,15 @@ def test_head_fitting_follows_the_device_augmentation_path(tmp_path) -> None:
     # "gpu" runs the device-side crop/colour path on whatever device the trainer uses
     trainer(tmp_path, 2).fit(module, datamodule=tiny_data(augment_device="gpu"))
     assert bool(module.heads_ready) and module.trainer.global_step == 2
+
+
+def test_ema_moves_once_per_optimiser_step_under_accumulation(tmp_path, monkeypatch) -> None:
+    import vitkd.distill.module as module_file
+
+    calls = []
+    real = module_file.ema_update
+    monkeypatch.setattr(module_file, "ema_update", lambda *a, **k: calls.append(1) or real(*a, **k))
+    module = tiny_module()
+    trainer(tmp_path, 3, accumulate_grad_batches=2).fit(module, datamodule=tiny_data())
+    assert module.trainer.global_step == 3
+    assert len(calls) == 3
