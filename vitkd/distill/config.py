@@ -102,7 +102,9 @@ class HeadConfig:
         ibot_prototypes: number of iBOT prototypes.
         hidden_dim: MLP hidden width of the DINO/iBOT heads.
         bottleneck_dim: width before the weight-normalised prototype layer.
-        adaptor_hidden_dim: hidden width of the feature adaptors (`None`: the teacher's width).
+        adaptor: feature adaptors: `mlp` (Linear-GELU-Linear, RADIO-style) or `linear` (one
+            linear map, which forces the student backbone itself to encode the teacher linearly).
+        adaptor_hidden_dim: hidden width of the MLP adaptors (`None`: the teacher's width).
         fit_steps: head-fitting steps on the frozen teacher when no head weights are given.
         fit_lr: learning rate of the head-fitting stage.
         freeze_last_layer_fraction: fraction of training (DINOv2: the first epoch) during which
@@ -113,6 +115,7 @@ class HeadConfig:
     ibot_prototypes: int = 65536
     hidden_dim: int = 2048
     bottleneck_dim: int = 256
+    adaptor: Literal["mlp", "linear"] = "mlp"
     adaptor_hidden_dim: int | None = None
     fit_steps: int = 1000
     fit_lr: float = 1e-3

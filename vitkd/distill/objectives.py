@@ -15,6 +15,12 @@ def _views(x: torch.Tensor, n_images: int) -> torch.Tensor:
     return x.view(-1, n_images, *x.shape[1:])
 
 
+def _adaptor(student_dim: int, teacher_dim: int, heads: HeadConfig) -> nn.Module:
+    if heads.adaptor == "linear":
+        return nn.Linear(student_dim, teacher_dim)
+    return FeatureAdaptor(student_dim, teacher_dim, heads.adaptor_hidden_dim or teacher_dim)
+
+
 class FeatureObjective(nn.Module):
     """RADIO/OMNI-style regression of the teacher's CLS and patch tokens through adaptors.
 
@@ -35,11 +41,10 @@ class FeatureObjective(nn.Module):
             "feature_local": losses.feature_local,
             "relation": losses.relation,
         }
-        hidden = heads.adaptor_hidden_dim or teacher_dim
         if losses.feature_cls or losses.feature_local:
-            self.cls_adaptor = FeatureAdaptor(student_dim, teacher_dim, hidden)
+            self.cls_adaptor = _adaptor(student_dim, teacher_dim, heads)
         if losses.feature_patch:
-            self.patch_adaptor = FeatureAdaptor(student_dim, teacher_dim, hidden)
+            self.patch_adaptor = _adaptor(student_dim, teacher_dim, heads)
         self.feature = FeatureLoss()
         self.relation = RelationLoss()
 

@@ -149,3 +149,16 @@ def test_ema_moves_once_per_optimiser_step_under_accumulation(tmp_path, monkeypa
     trainer(tmp_path, 3, accumulate_grad_batches=2).fit(module, datamodule=tiny_data())
     assert module.trainer.global_step == 3
     assert len(calls) == 3
+
+
+def test_linear_adaptor_option(tmp_path) -> None:
+    from torch import nn
+
+    from vitkd.distill.config import HeadConfig
+
+    module = tiny_module(heads=HeadConfig(adaptor="linear"))
+    assert isinstance(module.objective.cls_adaptor, nn.Linear)
+    assert isinstance(module.objective.patch_adaptor, nn.Linear)
+    recorder = LossRecorder()
+    trainer(tmp_path, 2, callbacks=[recorder]).fit(module, datamodule=tiny_data())
+    assert all(torch.isfinite(torch.tensor(recorder.losses)))
