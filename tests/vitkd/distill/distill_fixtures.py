@@ -15,14 +15,15 @@ ARCH = "vit_small_patch14_reg4_dinov2"
 SIZE = 56
 
 
-def tiny_module(**overrides: Any) -> DistillationModule:
-    """A 1-block teacher (width 48) and a 1-block student (width 32) on 56 px crops."""
+def tiny_module(student_depth: int = 1, **overrides: Any) -> DistillationModule:
+    """A 1-block teacher (width 48) and a `student_depth`-block student (width 32), 56 px crops."""
     kwargs: dict[str, Any] = {
         "teacher": TeacherConfig(
             name=ARCH, kwargs={"depth": 1, "embed_dim": 48, "num_heads": 2, "img_size": SIZE}
         ),
         "student": StudentConfig(
-            name=ARCH, kwargs={"depth": 1, "embed_dim": 32, "num_heads": 2, "img_size": SIZE}
+            name=ARCH,
+            kwargs={"depth": student_depth, "embed_dim": 32, "num_heads": 2, "img_size": SIZE},
         ),
         "targets": "features",
         "losses": LossConfig(),

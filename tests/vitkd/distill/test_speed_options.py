@@ -5,55 +5,36 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import distill_fixtures as fixtures
 import lightning as L
 import pytest
 import torch
 
-from vitkd.data.collate import MaskConfig
-from vitkd.data.datamodule import CropConfig, DistillDataModule, TileSource
-from vitkd.distill.config import LossConfig, OptimConfig, StudentConfig, TeacherConfig
+from vitkd.data.datamodule import DistillDataModule
+from vitkd.distill.config import LossConfig, OptimConfig
 from vitkd.distill.module import DistillationModule
 from vitkd.distill.speed import SpeedConfig, apply_speed, attention_kinds, set_attention
 from vitkd.distill.throughput import count_flops, loader_rate, pure_rate
 
-ARCH = "vit_small_patch14_reg4_dinov2"
-SIZE = 56
+SIZE = fixtures.SIZE
 
 gpu = pytest.mark.gpu
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 
 def tiny_module(depth: int = 2, **overrides: Any) -> DistillationModule:
-    """A 1-block teacher (width 48) and a `depth`-block student (width 32) on 56 px crops."""
+    """The shared tiny pair with a `depth`-block student, the relation term on, no warm-up."""
     torch.manual_seed(0)
-    kwargs: dict[str, Any] = {
-        "teacher": TeacherConfig(
-            name=ARCH, kwargs={"depth": 1, "embed_dim": 48, "num_heads": 2, "img_size": SIZE}
-        ),
-        "student": StudentConfig(
-            name=ARCH, kwargs={"depth": depth, "embed_dim": 32, "num_heads": 2, "img_size": SIZE}
-        ),
-        "targets": "features",
-        "losses": LossConfig(relation=1.0),
-        "optim": OptimConfig(base_lr=0.05, warmup_fraction=0.0),
-    }
-    kwargs.update(overrides)
-    return DistillationModule(**kwargs)
+    overrides.setdefault("losses", LossConfig(relation=1.0))
+    overrides.setdefault("optim", OptimConfig(base_lr=0.05, warmup_fraction=0.0))
+    return fixtures.tiny_module(student_depth=depth, **overrides)
 
 
 def tiny_data(**overrides: Any) -> DistillDataModule:
-    """Sample-slide tiles, 56 px globals and 2 x 28 px locals, no workers."""
-    kwargs: dict[str, Any] = {
-        "source": TileSource(tile_size=SIZE, holdout_fraction=0.1, holdout_max_tiles=8),
-        "crops": CropConfig(global_size=SIZE, local_size=28, n_local=2, augment="none"),
-        "masking": MaskConfig(patch_size=14),
-        "batch_size": 4,
-        "samples_per_epoch": 16,
-        "num_workers": 0,
-        "augment_device": "cpu",
-    }
-    kwargs.update(overrides)
-    return DistillDataModule(**kwargs)
+    """The shared tiny data module, 16 draws per epoch, augmentation on the CPU."""
+    overrides.setdefault("samples_per_epoch", 16)
+    overrides.setdefault("augment_device", "cpu")
+    return fixtures.tiny_data(**overrides)
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import distill_fixtures as fixtures
 import lightning as L
 import pytest
 import torch
@@ -12,40 +13,23 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.strategies.launchers import _MultiProcessingLauncher
 
 from vitkd.data.collate import MaskConfig
-from vitkd.data.datamodule import CropConfig, DistillDataModule, TileSource
-from vitkd.distill.config import LossConfig, OptimConfig, StudentConfig, TeacherConfig
+from vitkd.data.datamodule import DistillDataModule
+from vitkd.distill.config import LossConfig, OptimConfig
 from vitkd.distill.fsdp import DistillFSDPStrategy
 from vitkd.distill.module import DistillationModule
 
-ARCH = "vit_small_patch14_reg4_dinov2"
-
 
 def tiny_module() -> DistillationModule:
-    """1-block teacher (width 48) -> 1-block student (width 32) on 56 px crops, feature targets."""
-    return DistillationModule(
-        teacher=TeacherConfig(
-            name=ARCH, kwargs={"depth": 1, "embed_dim": 48, "num_heads": 2, "img_size": 56}
-        ),
-        student=StudentConfig(
-            name=ARCH,
-            kwargs={"depth": 1, "embed_dim": 32, "num_heads": 2, "img_size": 56},
-        ),
-        targets="features",
-        # KoLeo is per device by definition: leave it out where ranks are compared
-        losses=LossConfig(koleo=0.0),
-        optim=OptimConfig(base_lr=0.05, warmup_fraction=0.0),
+    """The shared tiny pair, without KoLeo (per device by definition) and without warm-up."""
+    return fixtures.tiny_module(
+        losses=LossConfig(koleo=0.0), optim=OptimConfig(base_lr=0.05, warmup_fraction=0.0)
     )
 
 
 def tiny_data(samples: int = 16) -> DistillDataModule:
-    """Sample-slide tiles, 56 px global and 28 px local crops, no workers."""
-    return DistillDataModule(
-        source=TileSource(tile_size=56, holdout_fraction=0.1, holdout_max_tiles=8),
-        crops=CropConfig(global_size=56, local_size=28, n_local=2, augment="none"),
-        masking=MaskConfig(enabled=False),
-        batch_size=2,
-        samples_per_epoch=samples,
-        num_workers=0,
+    """The shared tiny data module: batch 2, no masks."""
+    return fixtures.tiny_data(
+        masking=MaskConfig(enabled=False), batch_size=2, samples_per_epoch=samples
     )
 
 
@@ -121,7 +105,7 @@ def test_fsdp_runs_on_cpu_with_a_sharded_student_and_frozen_teacher(tmp_path: Pa
     if error is not None:
         pytest.skip(
             f"torch {torch.__version__} cannot run FSDP on CPU/gloo here ({error}); "
-            "the FSDP path is covered by the gpu-marked test in tests/vitkd/test_speed_options.py"
+            "the FSDP path is covered by the gpu-marked test in tests/vitkd/distill/test_speed_options.py"
         )
     strategy = CPUFSDPStrategy(process_group_backend="gloo")
     out = tmp_path / "fsdp.pt"
