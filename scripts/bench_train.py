@@ -44,10 +44,12 @@ OPTIONS = (
     "attention=eager",
     "fused_adamw=off",
     "grad_checkpointing",
+    "augment_device=gpu",
     "augment_device=cpu",
     "compile_student",
     "compile_student+teacher",
 )
+TARGET_RATE = 250  # samples/s per H100 (issue 7): the rate the data pipeline must sustain
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -108,7 +110,7 @@ def load_config(args: argparse.Namespace, on_cuda: bool) -> tuple[dict, dict, di
     data["source"].update(slides=None, tiles=None, skip_errors=False)  # the shipped sample slide
     if args.batch_size:
         data["batch_size"] = args.batch_size
-    if data.get("augment_device", "auto") == "auto":
+    if data.get("augment_device") == "auto":
         data["augment_device"] = "gpu" if on_cuda else "cpu"  # what the trainer would pick
     trainer["precision"] = trainer.get("precision") if on_cuda else "32-true"
     trainer["precision"] = trainer["precision"] or ("bf16-mixed" if on_cuda else "32-true")
@@ -134,6 +136,7 @@ def fit_rate(
     steps: int,
 ) -> tuple[float, float]:
     """(samples/s, peak memory GB) of the full training step through `Trainer.fit`."""
+    warmup = max(warmup, 1)  # a timed step is measured from the end of the step before it
     timer = tp.StepTimer(warmup, steps)
     device = torch.device("cuda" if accelerator == "gpu" else "cpu")
     tp.reset_peak_memory(device)
@@ -177,8 +180,8 @@ def option_switch(name: str, module: DistillationModule, dm: DistillDataModule) 
     if name == "grad_checkpointing":
         module.student.model.set_grad_checkpointing(True)
         return lambda: module.student.model.set_grad_checkpointing(False)
-    if name == "augment_device=cpu":
-        dm.augment_device, old = "cpu", dm.augment_device
+    if name in ("augment_device=cpu", "augment_device=gpu"):
+        dm.augment_device, old = name.split("=")[1], dm.augment_device
         return lambda: setattr(dm, "augment_device", old)
     if name.startswith("compile_student"):
         module.speed.compile_student = True
@@ -230,7 +233,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         dm.on_after_batch_transfer(batch, 0)
         tp.synchronize(device)
 
-    paths = [dm.augment_device] + (["cpu"] if dm.augment_device == "gpu" else [])
+    # both paths on CUDA, the configured one first; the device path only makes sense there
+    paths = [dm.augment_device] + (
+        [{"cpu": "gpu", "gpu": "cpu"}[dm.augment_device]] if on_cuda else []
+    )
     for path in paths:
         dm.augment_device, configured = path, dm.augment_device
         for w in workers:
@@ -240,7 +246,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             loader = dm.train_dataloader()
             rate = tp.loader_rate(loader, args.data_batches, drain, to_device=finish)
             results["ceiling"][f"{path}/{w}"] = rate
-            print(f"data ceiling  augment on {path}, workers={w}: {rate:8.1f} samples/s")
+            # one worker process keeps one core busy (the main process does the work at w=0)
+            per_core = rate / max(w, 1)
+            print(
+                f"data ceiling  augment on {path}, workers={w}: {rate:8.1f} samples/s "
+                f"({per_core:.1f} per core: {TARGET_RATE / per_core:.0f} cores for "
+                f"{TARGET_RATE} samples/s)"
+            )
         dm.augment_device = configured
     gc.collect()
 
@@ -327,7 +339,8 @@ def print_table(rows: list[dict], ceiling: dict) -> None:
             f"{r['ratio']:.3f} | {r['tflops']:.2f} | {mfu} | {r['mem_full_gb']:.2f} |"
         )
     text = ", ".join(
-        f"augment on {k.split('/')[0]} with {k.split('/')[1]} workers {v:.1f}/s"
+        f"augment on {k.split('/')[0]} with {k.split('/')[1]} workers {v:.1f}/s "
+        f"({v / max(int(k.split('/')[1]), 1):.1f}/s per core)"
         for k, v in ceiling.items()
     )
     print(f"\ndata pipeline ceiling: {text}\n")
