@@ -60,13 +60,13 @@ STATUS[wheels]=$("$PY" -c "import albumentations, openslide, imagecodecs; print(
 
 # 2. GPU tests ----------------------------------------------------------------------------
 echo "== [$(elapsed)s] pytest -m gpu"
-timeout 120 "$PY" -m pytest -m gpu -q -p no:cacheprovider tests --junitxml="$RESULTS/pytest_gpu.xml"
+timeout 150 "$PY" -m pytest -m gpu -q -p no:cacheprovider tests --junitxml="$RESULTS/pytest_gpu.xml"
 rc=$?
 STATUS[pytest_gpu]=$([[ $rc == 0 ]] && echo passed || echo "failed (rc=$rc)")
 
 # 3. training benchmark -------------------------------------------------------------------
 echo "== [$(elapsed)s] bench_train.py --config $BENCH_CONFIG"
-timeout 380 "$PY" scripts/bench_train.py --config "$BENCH_CONFIG" --batch-size "$BATCH" \
+timeout 330 "$PY" scripts/bench_train.py --config "$BENCH_CONFIG" --batch-size "$BATCH" \
   --steps "$STEPS" --option-steps "$OPTION_STEPS" --warmup 3 --options "$OPTIONS" \
   --json "$RESULTS/bench_train.json" | tee "$RESULTS/bench_train.txt"
 rc=${PIPESTATUS[0]}
