@@ -22,6 +22,7 @@ from vitkd.distill.config import (
     as_config,
 )
 from vitkd.distill.ema import ema_update
+from vitkd.distill.fsdp2 import DistillFSDP2Strategy
 from vitkd.distill.objectives import FeatureObjective, PrototypeObjective
 from vitkd.distill.param_groups import backbone_param_groups, head_param_groups, merge_groups
 from vitkd.distill.speed import SpeedConfig, apply_speed
@@ -170,6 +171,9 @@ class DistillationModule(L.LightningModule):
     def configure_model(self) -> None:
         # after `setup` (the teacher is in its dtype), inside the strategy's context (FSDP)
         apply_speed(self.student, self.teacher, self.speed)
+        strategy = self._trainer.strategy if self._trainer is not None else None
+        if isinstance(strategy, DistillFSDP2Strategy):
+            strategy.shard(self)
 
     @override
     def on_fit_start(self) -> None:
@@ -178,8 +182,10 @@ class DistillationModule(L.LightningModule):
 
             fit_teacher_heads(self, self.trainer.datamodule)
             self.heads_ready.fill_(True)
-            if self.trainer.is_global_zero and self.trainer.log_dir:
-                save_teacher_heads(self.teacher_heads, Path(self.trainer.log_dir))
+            # `log_dir` broadcasts from rank 0: every rank must ask, or rank 0 waits forever
+            log_dir = self.trainer.log_dir
+            if self.trainer.is_global_zero and log_dir:
+                save_teacher_heads(self.teacher_heads, Path(log_dir))
 
     def total_steps(self) -> int:
         """Optimiser steps of the whole run (what the schedules are stretched over)."""
@@ -360,7 +366,9 @@ class DistillationModule(L.LightningModule):
                 f"({self.teacher_cfg.name}, weights={self.teacher_cfg.weights}); "
                 "point model.teacher.weights at the original file"
             )
-        state = checkpoint["state_dict"]
+        state = checkpoint.get("state_dict")
+        if state is None:  # FSDP2: the strategy has loaded the weights itself, teacher aside
+            return
         for key, value in self.teacher.state_dict(prefix="teacher.").items():
             state[key] = value
 

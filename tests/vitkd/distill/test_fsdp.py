@@ -1,4 +1,4 @@
-"""Distributed strategies on CPU (gloo): FSDP runs, and a DDP checkpoint written mid-run resumes."""
+"""Distributed strategies on CPU (gloo): FSDP and FSDP2 run, and checkpoints written mid-run resume."""
 
 from __future__ import annotations
 
@@ -11,11 +11,13 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.strategies.launchers import _MultiProcessingLauncher
+from torch.distributed.tensor import DTensor
 
 from vitkd.data.collate import MaskConfig
 from vitkd.data.datamodule import DistillDataModule
 from vitkd.distill.config import LossConfig, OptimConfig
 from vitkd.distill.fsdp import DistillFSDPStrategy
+from vitkd.distill.fsdp2 import DistillFSDP2Strategy
 from vitkd.distill.module import DistillationModule
 
 
@@ -26,21 +28,52 @@ def tiny_module() -> DistillationModule:
     )
 
 
-def tiny_data(samples: int = 16) -> DistillDataModule:
-    """The shared tiny data module: batch 2, no masks."""
+def tiny_data(samples: int = 16, batch_size: int = 2) -> DistillDataModule:
+    """The shared tiny data module: batch 2 per device, no masks."""
     return fixtures.tiny_data(
-        masking=MaskConfig(enabled=False), batch_size=2, samples_per_epoch=samples
+        masking=MaskConfig(enabled=False), batch_size=batch_size, samples_per_epoch=samples
     )
 
 
+def _local_fraction(module: torch.nn.Module) -> float:
+    """Elements this rank holds / elements of the module's parameters (1.0 when unsharded)."""
+    local = sum(
+        p.to_local().numel() if isinstance(p, DTensor) else p.numel() for p in module.parameters()
+    )
+    return local / sum(p.numel() for p in module.parameters())
+
+
 class _SaveStudent(L.Callback):
-    """Writes the final student weights and step from rank 0 (spawned ranks return nothing)."""
+    """Writes the final student weights and step from rank 0 (spawned ranks return nothing),
+    with how much of each backbone a rank held and which tensors had gradients in training."""
 
     def __init__(self, path: Path) -> None:
         self.path = str(path)
+        self.training: dict[str, Any] = {}
+
+    def on_before_optimizer_step(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: Any
+    ) -> None:
+        self.training = {
+            "all_dtensor": all(
+                isinstance(p, DTensor)
+                for name in ("teacher", "student", "ema", "objective")
+                for p in getattr(pl_module, name).parameters()
+            ),
+            "local_fraction": {
+                name: _local_fraction(getattr(pl_module, name))
+                for name in ("teacher", "student", "ema")
+            },
+            "teacher_grads": sum(p.grad is not None for p in pl_module.teacher.parameters()),
+            "student_grads_sharded": all(
+                isinstance(p.grad, DTensor) for p in pl_module.student.parameters()
+            ),
+        }
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         state = pl_module.student.state_dict()  # collective under FSDP: every rank calls it
+        # FSDP2 shards: gathering them is a collective too
+        state = {k: v.full_tensor() if isinstance(v, DTensor) else v for k, v in state.items()}
         opt = trainer.optimizers[0]
         if trainer.is_global_zero:
             teacher_ids = {id(p) for p in pl_module.teacher.parameters()}
@@ -51,8 +84,10 @@ class _SaveStudent(L.Callback):
                     "teacher_in_optimizer": any(
                         id(p) in teacher_ids for g in opt.param_groups for p in g["params"]
                     ),
+                    "teacher_optimizer_states": sum(id(p) in teacher_ids for p in opt.state),
                     "optimizer_states": len(opt.state),
                     "student_params": sum(1 for p in pl_module.student.parameters()),
+                    **self.training,
                 },
                 self.path,
             )
@@ -66,6 +101,25 @@ class CPUFSDPStrategy(DistillFSDPStrategy):
 
     def _configure_launcher(self) -> None:
         self._launcher = _MultiProcessingLauncher(self, start_method="spawn")
+
+
+class _SpawnShardsLauncher(_MultiProcessingLauncher):
+    """Spawns, but sends no weights back: FSDP2 shards load only inside the process group
+    (`_SaveStudent` writes the gathered student instead)."""
+
+    def _collect_rank_zero_results(self, trainer: L.Trainer, results: Any) -> Any:
+        output = super()._collect_rank_zero_results(trainer, results)
+        if output is None or output.weights_path is None:
+            return output
+        self._strategy.checkpoint_io.remove_checkpoint(output.weights_path)
+        return output._replace(weights_path=None)
+
+
+class CPUFSDP2Strategy(DistillFSDP2Strategy):
+    """vitkd's FSDP2 strategy on gloo, spawned like `CPUFSDPStrategy`."""
+
+    def _configure_launcher(self) -> None:
+        self._launcher = _SpawnShardsLauncher(self, start_method="spawn")
 
 
 def _trainer(tmp: Path, steps: int, strategy: Any, callbacks: list, **kw: Any) -> L.Trainer:
@@ -137,5 +191,63 @@ def test_ddp_checkpoint_written_mid_run_resumes_to_the_same_state(tmp_path: Path
     assert not a["teacher_in_optimizer"]
     # Adam state only for student/objective parameters: never for the frozen teacher
     assert a["optimizer_states"] >= a["student_params"]
+    for key, value in a["student"].items():
+        torch.testing.assert_close(b["student"][key], value, rtol=1e-5, atol=1e-6, msg=key)
+
+
+@pytest.fixture(scope="module")
+def fsdp2_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """4 steps of one process (batch 4) and of 2-process FSDP2 (batch 2 each), checkpointed at
+    steps 2 and 4: the same global batches (16 draws / 4 per step)."""
+    tmp = tmp_path_factory.mktemp("fsdp2")
+    fixtures.trainer(tmp / "s", 4, callbacks=[_SaveStudent(tmp / "single.pt")]).fit(
+        tiny_module(), datamodule=tiny_data(batch_size=4)
+    )
+    ckpt = ModelCheckpoint(dirpath=tmp / "ck", every_n_train_steps=2, save_top_k=-1)
+    strategy = CPUFSDP2Strategy(process_group_backend="gloo")
+    _trainer(tmp / "f", 4, strategy, [ckpt, _SaveStudent(tmp / "fsdp2.pt")]).fit(
+        tiny_module(), datamodule=tiny_data()
+    )
+    return tmp
+
+
+def test_fsdp2_on_cpu_shards_everything_and_equals_one_process(fsdp2_run: Path) -> None:
+    single = torch.load(fsdp2_run / "single.pt", weights_only=True)
+    result = torch.load(fsdp2_run / "fsdp2.pt", weights_only=True)
+    assert result["step"] == 4
+    # every teacher, student, EMA and objective parameter is a DTensor, half of it on this rank
+    assert result["all_dtensor"] and result["student_grads_sharded"]
+    assert all(0.3 < f < 0.7 for f in result["local_fraction"].values()), result
+    # the frozen teacher: no gradients, not in the optimiser, no Adam state
+    assert result["teacher_grads"] == 0
+    assert not result["teacher_in_optimizer"] and result["teacher_optimizer_states"] == 0
+    assert result["optimizer_states"] >= result["student_params"]
+    initial = tiny_module().student.state_dict()
+    assert any(not torch.equal(single["student"][k], initial[k]) for k in initial)
+    for key, value in single["student"].items():
+        torch.testing.assert_close(result["student"][key], value, rtol=1e-4, atol=1e-5, msg=key)
+    # a single-file checkpoint with DDP's keys: full student and EMA, no teacher, its fingerprint
+    (last,) = (fsdp2_run / "ck").glob("*step=4*.ckpt")
+    checkpoint = torch.load(last, weights_only=True)
+    state = checkpoint["state_dict"]
+    assert not [k for k in state if k.startswith("teacher.")]
+    assert any(k.startswith("ema.") for k in state)
+    for key, value in result["student"].items():
+        torch.testing.assert_close(state[f"student.{key}"], value, rtol=0, atol=0, msg=key)
+    assert checkpoint["vitkd_teacher"]["fingerprint"] == tiny_module()._teacher_fingerprint
+
+
+def test_fsdp2_checkpoint_written_mid_run_resumes_to_the_same_student(
+    fsdp2_run: Path, tmp_path: Path
+) -> None:
+    (mid,) = (fsdp2_run / "ck").glob("*step=2*.ckpt")
+    resumed = tmp_path / "resumed.pt"
+    strategy = CPUFSDP2Strategy(process_group_backend="gloo")
+    _trainer(tmp_path, 4, strategy, [_SaveStudent(resumed)], enable_checkpointing=False).fit(
+        tiny_module(), datamodule=tiny_data(), ckpt_path=str(mid)
+    )
+    a = torch.load(fsdp2_run / "fsdp2.pt", weights_only=True)
+    b = torch.load(resumed, weights_only=True)
+    assert b["step"] == 4 and b["teacher_optimizer_states"] == 0
     for key, value in a["student"].items():
         torch.testing.assert_close(b["student"][key], value, rtol=1e-5, atol=1e-6, msg=key)
