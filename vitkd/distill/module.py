@@ -155,7 +155,7 @@ class DistillationModule(L.LightningModule):
             self.heads_ready.fill_(True)
         self.teacher_dtype = torch.float32
         self._global_batch: int | None = None
-        self._last_ema_step = -1
+        self._step_images = 0  # images of the current step's batch, for the EMA schedule
 
     # ------------------------------------------------------------------ set-up
     @override
@@ -284,6 +284,7 @@ class DistillationModule(L.LightningModule):
     @override
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         n_images = int(batch["n_images"])
+        self._step_images = n_images
         values = self.schedule(self.global_step, n_images)
         self.apply_schedule(values)
         terms = self.compute_losses(batch)
@@ -331,17 +332,20 @@ class DistillationModule(L.LightningModule):
             self.clip_gradients(optimizer, gradient_clip_val=clip, gradient_clip_algorithm="norm")
 
     @override
-    def on_train_start(self) -> None:
-        # also after a resume: the shadow moves only when an optimiser step has happened
-        self._last_ema_step = self.global_step
-
-    @override
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        # global_step counts optimiser steps: update the shadow once per step, not per micro-batch
-        if self.global_step > self._last_ema_step:
-            self._last_ema_step = self.global_step
-            momentum = self.schedule(self.global_step - 1, int(batch["n_images"]))["ema_momentum"]
-            ema_update(self.ema, self.student, momentum)
+    def optimizer_step(
+        self,
+        epoch: int,
+        batch_idx: int,
+        optimizer: Any,
+        optimizer_closure: Any = None,
+    ) -> None:
+        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+        # Right after the step, once per optimiser step (not per accumulated micro-batch) and
+        # before any callback's `on_train_batch_end`, so a checkpoint saved there (every n steps)
+        # already holds this step's shadow and a resume neither skips nor repeats an update.
+        # `global_step` still counts the steps before this one here.
+        momentum = self.schedule(self.global_step, self._step_images)["ema_momentum"]
+        ema_update(self.ema, self.student, momentum)
 
     # ------------------------------------------------------------- checkpoints
     @override
