@@ -123,3 +123,12 @@ def test_bad_arguments_are_clear_errors(tile: np.ndarray) -> None:
         MultiCrop(augment="pathalogy")
     with pytest.raises(ValueError, match="alpha"):
         MultiCrop(seed=0)(np.zeros((64, 64, 4), np.uint8))
+
+
+def test_forked_worker_stream_differs_whatever_the_worker_seed(tile: np.ndarray) -> None:
+    # numpy hashes [3, 0] like 3: a worker seed of 0 must still give a stream of its own
+    reference = MultiCrop(seed=3)(tile)
+    torch.manual_seed(0)  # torch.initial_seed() is the worker seed outside a DataLoader
+    mc = MultiCrop(seed=3)
+    mc._pid = os.getpid() + 1
+    assert not torch.equal(mc(tile)["global"], reference["global"])

@@ -107,8 +107,10 @@ class MultiCrop:
             return
         info = torch.utils.data.get_worker_info()
         worker_seed = info.seed if info is not None else int(torch.initial_seed())
-        entropy = [worker_seed] if self._seed is None else [self._seed, worker_seed]
-        self._rng = np.random.default_rng(entropy)
+        # the worker seed as a spawn key, not appended entropy: numpy reads [seed, 0] as the
+        # integer `seed`, so a worker seed of 0 would have repeated the parent's stream
+        sequence = np.random.SeedSequence(self._seed, spawn_key=(worker_seed,))
+        self._rng = np.random.default_rng(sequence)
         self._pid = os.getpid()
 
     def boxes(self, height: int, width: int, rng: np.random.Generator) -> list[CropBox]:
