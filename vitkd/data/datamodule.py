@@ -18,7 +18,7 @@ import slides
 from vitkd.data.collate import MaskConfig, MultiCropCollate
 from vitkd.data.multicrop import MultiCrop
 from vitkd.data.multicrop_dataset import MultiCropDataset
-from vitkd.data.sampler import DrawSampler
+from vitkd.data.sampler import DrawSampler, StepResumedLoader
 
 log = logging.getLogger(__name__)
 
@@ -262,7 +262,8 @@ class DistillDataModule(L.LightningDataModule):
             seed=self.seed,
             progress=_TrainerProgress(self.trainer) if self.trainer is not None else None,
         )
-        return DataLoader(
+        loader = DataLoader if self.trainer is None else StepResumedLoader
+        return loader(
             dataset,
             batch_size=self.batch_size,
             sampler=sampler,

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import torch
-from torch.utils.data import DistributedSampler
+from torch.utils.data import DataLoader, DistributedSampler
 
 
 class DrawSampler(DistributedSampler):
@@ -81,3 +82,19 @@ class DrawSampler(DistributedSampler):
 
     def __len__(self) -> int:
         return self.num_samples
+
+
+class StepResumedLoader(DataLoader):
+    """A DataLoader over a `DrawSampler` with progress: it resumes mid-epoch by itself.
+
+    Its `DrawSampler` reads the position from the restored trainer step, so there is no loader
+    state to save. Having `state_dict` / `load_state_dict` tells Lightning so; otherwise every
+    mid-epoch resume warns that the results may be unreliable, which is not the case here.
+    """
+
+    def state_dict(self) -> dict[str, Any]:
+        """Nothing to save: the position is the trainer's step."""
+        return {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Nothing to restore (see `state_dict`)."""
