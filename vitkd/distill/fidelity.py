@@ -33,6 +33,10 @@ def embed_all(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """CLS (N, D) and patch tokens (N, P, D) float32 of every uint8 tile batch in `loader`.
 
+    Calls ``model.forward_tokens``, the method FSDP2 gathers the shards around (see
+    `vitkd.distill.fsdp2`): for a sharded model this is a collective, so every rank must call it
+    with the same number of batches.
+
     Args:
         model: the backbone.
         loader: batches of uint8 (B, 3, S, S) tiles.
@@ -73,26 +77,42 @@ def _scores(student: torch.Tensor, teacher: torch.Tensor, knn: bool) -> dict[str
 
 @torch.no_grad()
 def adaptor_cosine(
-    adaptor: torch.nn.Module, student_cls: torch.Tensor, teacher_cls: torch.Tensor
+    adaptor: torch.nn.Module,
+    student_cls: torch.Tensor,
+    teacher_cls: torch.Tensor,
+    weights: dict[str, torch.Tensor] | None = None,
 ) -> float:
     """Mean cosine between the trained adaptor's prediction of the teacher CLS and the teacher CLS.
 
     This is the feature-target objective itself, measured on held-out tiles: unlike CKA and a
     refitted ridge map it uses the map learnt in training, so it shows what a run learnt even
     when the teacher is random and linear measures are already saturated at initialisation.
+
+    Args:
+        adaptor: the CLS adaptor.
+        student_cls: student CLS embeddings (N, Ds).
+        teacher_cls: teacher CLS embeddings (N, Dt).
+        weights: the adaptor's full state dict to run it with (on the weights' device) instead
+            of its own parameters, which are shards under FSDP (see `gather_state_dict`).
     """
-    prediction = adaptor(student_cls.to(next(adaptor.parameters()).device)).float().cpu()
-    return float(F.cosine_similarity(prediction, teacher_cls, dim=-1).mean())
+    if weights is None:
+        prediction = adaptor(student_cls.to(next(adaptor.parameters()).device))
+    else:
+        x = student_cls.to(next(iter(weights.values())).device)
+        prediction = torch.func.functional_call(adaptor, weights, (x,))
+    return float(F.cosine_similarity(prediction.float().cpu(), teacher_cls, dim=-1).mean())
 
 
 def fidelity(
     student: tuple[torch.Tensor, torch.Tensor],
     teacher: tuple[torch.Tensor, torch.Tensor],
     adaptor: torch.nn.Module | None = None,
+    adaptor_weights: dict[str, torch.Tensor] | None = None,
 ) -> dict[str, object]:
     """CLS and patch-token fidelity of (cls, patches) pairs from `embed_all`.
 
-    With the CLS `adaptor` of a feature-target run, also `adaptor_cosine` (see there).
+    With the CLS `adaptor` of a feature-target run, also `adaptor_cosine` (see there; it runs
+    with `adaptor_weights` when given).
     """
     s_cls, s_patch = student
     t_cls, t_patch = teacher
@@ -105,7 +125,7 @@ def fidelity(
         s_tok, t_tok = s_tok[pick[:MAX_PATCH_TOKENS]], t_tok[pick[:MAX_PATCH_TOKENS]]
     cls = _scores(s_cls, t_cls, knn=True)
     if adaptor is not None:
-        cls["adaptor_cosine"] = adaptor_cosine(adaptor, s_cls, t_cls)
+        cls["adaptor_cosine"] = adaptor_cosine(adaptor, s_cls, t_cls, adaptor_weights)
     return {
         "tiles": n,
         "cls": cls,

@@ -11,10 +11,11 @@ from typing import Any
 
 import lightning as L
 import torch
+from torch.distributed.fsdp import FullyShardedDataParallel
 from typing_extensions import override
 
 from vitkd.distill.fidelity import embed_all, fidelity, patch_grid
-from vitkd.models import export_backbone
+from vitkd.models.export import export_backbone, gather_state_dict
 
 log = logging.getLogger(__name__)
 
@@ -50,16 +51,18 @@ class RunSummary(L.Callback):
     @override
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.started = time.time()
-        if not trainer.is_global_zero:
-            return
         loader = self._holdout(trainer)
         if loader is None:
             return
+        # every rank runs the forwards (collectives under FSDP), only rank 0 scores them
         self.grid = patch_grid(pl_module.student, loader)
-        self.teacher_emb = embed_all(pl_module.teacher, loader, pl_module.device, self.grid)
+        teacher = embed_all(pl_module.teacher, loader, pl_module.device, self.grid)
         student = embed_all(pl_module.ema, loader, pl_module.device)
-        self.before = fidelity(student, self.teacher_emb, _adaptor(pl_module))
-        log.info("fidelity before training: %s", self.before)
+        adaptor = _gather(trainer, pl_module, [_ADAPTOR]).get(_ADAPTOR)
+        if trainer.is_global_zero:
+            self.teacher_emb = teacher
+            self.before = fidelity(student, teacher, _adaptor(pl_module), adaptor)
+            log.info("fidelity before training: %s", self.before)
 
     @override
     def on_train_batch_end(
@@ -76,31 +79,48 @@ class RunSummary(L.Callback):
 
     @override
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not trainer.is_global_zero:
-            return
+        # Every rank makes the same collective calls in the same order (`log_dir` is a
+        # broadcast; forwards and gathers of sharded modules are all-gathers); rank 0 alone
+        # scores and writes. A rank left out would hang the others (or fail them under gloo).
         run_dir = Path(trainer.log_dir or trainer.default_root_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
         after: dict[str, Any] = {}
         loader = self._holdout(trainer)
-        if loader is not None and self.teacher_emb is not None:
+        measured = loader is not None and self.grid is not None  # the same on every rank
+        embeddings = {}
+        if measured:
             for name in ("ema", "student"):
-                emb = embed_all(getattr(pl_module, name), loader, pl_module.device)
-                after[name] = fidelity(emb, self.teacher_emb, _adaptor(pl_module))
+                embeddings[name] = embed_all(getattr(pl_module, name), loader, pl_module.device)
+        names = [_ADAPTOR] if measured else []
+        if self.export:
+            names.append("ema")
+            if pl_module.teacher_cfg.weights is None:
+                # a random teacher exists nowhere else: keep it so the run can be evaluated later
+                names.append("teacher")
+        weights = _gather(trainer, pl_module, names)
+        if not trainer.is_global_zero:
+            return
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if measured and self.teacher_emb is not None:
+            for name, emb in embeddings.items():
+                after[name] = fidelity(
+                    emb, self.teacher_emb, _adaptor(pl_module), weights.get(_ADAPTOR)
+                )
             log.info("fidelity after training: %s", after)
         export_dir = None
-        if self.export:
+        if "ema" in weights:
             export_dir = export_backbone(
                 pl_module.ema,
                 run_dir / "export",
                 extra={"teacher": pl_module.teacher_cfg.name, "source": "ema"},
+                state_dict=weights["ema"],
             )
         teacher_dir = None
-        if self.export and pl_module.teacher_cfg.weights is None:
-            # a random teacher exists nowhere else: keep it so the run can be evaluated later
+        if "teacher" in weights:
             teacher_dir = export_backbone(
                 pl_module.teacher,
                 run_dir / "teacher",
                 extra={"source": "random-init teacher", "seed": pl_module.hparams.seed},
+                state_dict=weights["teacher"],
             )
         window = max(1, len(self.losses) // 10)
         summary = {
@@ -126,8 +146,40 @@ class RunSummary(L.Callback):
         log.info("wrote %s", path)
 
 
+_ADAPTOR = "objective.cls_adaptor"
+
+
 def _adaptor(pl_module: L.LightningModule) -> torch.nn.Module | None:
     return getattr(pl_module.objective, "cls_adaptor", None)
+
+
+def _gather(
+    trainer: L.Trainer, pl_module: L.LightningModule, names: list[str]
+) -> dict[str, dict[str, torch.Tensor]]:
+    """Full CPU weights of the named submodules (absent ones skipped), on rank 0; ``{}`` each on
+    the other ranks. A collective: every rank calls it with the same names."""
+    modules = {n: pl_module.get_submodule(n) for n in names if _has_submodule(pl_module, n)}
+    if not modules:
+        return {}
+    root = trainer.strategy.model
+    if isinstance(root, FullyShardedDataParallel):
+        # FSDP1 (flat shards): a submodule outside its own unit (the adaptor) is a view of the
+        # root's shard, so gather the root once and split it by name
+        full = gather_state_dict(root)
+        return {
+            n: {k[len(n) + 1 :]: v for k, v in full.items() if k.startswith(f"{n}.")}
+            for n in modules
+        }
+    # plain modules (single process, DDP) and FSDP2 DTensors: each submodule on its own
+    return {n: gather_state_dict(m) for n, m in modules.items()}
+
+
+def _has_submodule(module: torch.nn.Module, name: str) -> bool:
+    try:
+        module.get_submodule(name)
+    except AttributeError:
+        return False
+    return True
 
 
 def _mean(values: list[float]) -> float | None:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import timm.layers
 from safetensors.torch import save_file
+from torch import Tensor, nn
+from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
 from vitkd.models.backbone import Backbone, build_backbone
 from vitkd.models.presets import CLASS_KWARGS, ModelSpec, resolve_class_kwarg
@@ -94,7 +97,12 @@ def _write_atomic(path: Path, write: Any) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def export_backbone(backbone: Backbone, out_dir: str | Path, extra: dict | None = None) -> Path:
+def export_backbone(
+    backbone: Backbone,
+    out_dir: str | Path,
+    extra: dict | None = None,
+    state_dict: Mapping[str, Tensor] | None = None,
+) -> Path:
     """Write ``model.safetensors`` (bare timm keys, no mask token) and timm's ``config.json``.
 
     The config follows timm's ``save_for_hf`` layout (``architecture``, ``num_classes``,
@@ -102,11 +110,18 @@ def export_backbone(backbone: Backbone, out_dir: str | Path, extra: dict | None 
     block with the vitkd version, the full spec, the class kwargs timm cannot read from JSON
     (``python_model_args``) and ``extra``.
 
+    Args:
+        backbone: the backbone (its spec and timm model give the config).
+        out_dir: the output folder.
+        extra: JSON values added to the ``vitkd`` block.
+        state_dict: the backbone's full weights with ``Backbone.state_dict()`` keys
+            (``model.*``), written instead of ``backbone``'s own parameters: for a sharded
+            (FSDP) backbone, whose own parameters are shards, pass `gather_state_dict`'s result.
+
     Returns:
         The output folder.
     """
     out = Path(out_dir).expanduser()
-    out.mkdir(parents=True, exist_ok=True)
     model = backbone.model
     model_args, python_args = split_model_args(backbone.spec.kwargs)
     model_args.setdefault("num_classes", model.num_classes)
@@ -126,15 +141,42 @@ def export_backbone(backbone: Backbone, out_dir: str | Path, extra: dict | None 
         "python_model_args": python_args,
         **(extra or {}),
     }
-    # Serialise first so a non-JSON `extra` fails before any file is touched.
+    # Serialise first so a non-JSON `extra` (or an empty `state_dict`) fails before any file
+    # or folder is touched.
     text = json.dumps(config, indent=2)
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tensors = {
+        k: v.detach().cpu().contiguous() for k, v in _timm_weights(model, state_dict).items()
+    }
+    out.mkdir(parents=True, exist_ok=True)
     # Weights first, config last: a folder with a config.json is complete.
     _write_atomic(
         out / WEIGHTS_NAME, lambda p: save_file(tensors, str(p), metadata={"format": "pt"})
     )
     _write_atomic(out / CONFIG_NAME, lambda p: p.write_text(text + "\n"))
     return out
+
+
+def gather_state_dict(module: nn.Module) -> dict[str, Tensor]:
+    """Full (unsharded) weights of ``module`` on CPU, for `export_backbone`'s ``state_dict``.
+
+    Works for plain modules and FSDP2 (``fully_shard``, DTensor parameters) modules and their
+    submodules. Under FSDP1 pass the root FSDP module and pick the submodule's keys: a
+    submodule's parameters are views of a flat shard that only FSDP's state dict gathers. In a
+    process group this is a collective: every rank must call it, rank 0 gets the weights and
+    the other ranks ``{}``.
+    """
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    return get_model_state_dict(module, options=options)
+
+
+def _timm_weights(model: nn.Module, state_dict: Mapping[str, Tensor] | None) -> dict[str, Tensor]:
+    if state_dict is None:
+        return model.state_dict()
+    weights = {k[len("model.") :]: v for k, v in state_dict.items() if k.startswith("model.")}
+    if not weights:
+        # e.g. the `{}` that `gather_state_dict` gives ranks other than 0
+        raise ValueError("state_dict has no backbone weights (no 'model.*' keys)")
+    return weights
 
 
 def read_config(model_dir: str | Path) -> dict[str, Any]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,7 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.strategies.launchers import _MultiProcessingLauncher
+from safetensors.torch import load_file
 from torch.distributed.tensor import DTensor
 
 from vitkd.data.collate import MaskConfig
@@ -19,6 +22,8 @@ from vitkd.distill.config import LossConfig, OptimConfig
 from vitkd.distill.fsdp import DistillFSDPStrategy
 from vitkd.distill.fsdp2 import DistillFSDP2Strategy
 from vitkd.distill.module import DistillationModule
+from vitkd.distill.summary import RunSummary
+from vitkd.models import load_exported
 
 
 def tiny_module() -> DistillationModule:
@@ -91,6 +96,19 @@ class _SaveStudent(L.Callback):
                 },
                 self.path,
             )
+
+
+class _SaveEMA(L.Callback):
+    """Writes the EMA shadow's weights, gathered from every rank's shards, from rank 0."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = str(path)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        state = pl_module.ema.state_dict()
+        state = {k: v.full_tensor() if isinstance(v, DTensor) else v for k, v in state.items()}
+        if trainer.is_global_zero:
+            torch.save({k: v.detach().cpu() for k, v in state.items()}, self.path)
 
 
 class CPUFSDPStrategy(DistillFSDPStrategy):
@@ -198,16 +216,23 @@ def test_ddp_checkpoint_written_mid_run_resumes_to_the_same_state(tmp_path: Path
 @pytest.fixture(scope="module")
 def fsdp2_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """4 steps of one process (batch 4) and of 2-process FSDP2 (batch 2 each), checkpointed at
-    steps 2 and 4: the same global batches (16 draws / 4 per step)."""
+    steps 2 and 4: the same global batches (16 draws / 4 per step). The FSDP2 run also has a
+    `RunSummary` (its forwards and gathers are collectives: every rank must make them)."""
     tmp = tmp_path_factory.mktemp("fsdp2")
     fixtures.trainer(tmp / "s", 4, callbacks=[_SaveStudent(tmp / "single.pt")]).fit(
         tiny_module(), datamodule=tiny_data(batch_size=4)
     )
     ckpt = ModelCheckpoint(dirpath=tmp / "ck", every_n_train_steps=2, save_top_k=-1)
-    strategy = CPUFSDP2Strategy(process_group_backend="gloo")
-    _trainer(tmp / "f", 4, strategy, [ckpt, _SaveStudent(tmp / "fsdp2.pt")]).fit(
-        tiny_module(), datamodule=tiny_data()
-    )
+    # a collective only one rank makes fails in 2 minutes instead of the default 30
+    strategy = CPUFSDP2Strategy(process_group_backend="gloo", timeout=timedelta(seconds=120))
+    # held-out batches of 4: several all-gathers per forward pass of the 16 held-out tiles
+    callbacks = [
+        ckpt,
+        _SaveStudent(tmp / "fsdp2.pt"),
+        _SaveEMA(tmp / "ema.pt"),
+        RunSummary(True, 4),
+    ]
+    _trainer(tmp / "f", 4, strategy, callbacks).fit(tiny_module(), datamodule=tiny_data())
     return tmp
 
 
@@ -251,3 +276,26 @@ def test_fsdp2_checkpoint_written_mid_run_resumes_to_the_same_student(
     assert b["step"] == 4 and b["teacher_optimizer_states"] == 0
     for key, value in a["student"].items():
         torch.testing.assert_close(b["student"][key], value, rtol=1e-5, atol=1e-6, msg=key)
+
+
+def test_fsdp2_run_summary_measures_and_exports_the_gathered_weights(fsdp2_run: Path) -> None:
+    run_dir = fsdp2_run / "f"  # no logger: the run folder is default_root_dir
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["steps"] == 4
+    before, after = summary["fidelity_before"], summary["fidelity_after"]
+    assert before["tiles"] == 16 and "adaptor_cosine" in before["cls"]  # adaptor gathered too
+    assert {"ema", "student"} <= set(after) and "patch" in after["ema"]
+    # one export and one random teacher, written once from full (not sharded) weights
+    assert sorted(fsdp2_run.rglob("model.safetensors")) == [
+        run_dir / "export" / "model.safetensors",
+        run_dir / "teacher" / "model.safetensors",
+    ]
+    ema = torch.load(fsdp2_run / "ema.pt", weights_only=True)
+    exported = load_file(run_dir / "export" / "model.safetensors")
+    assert exported.keys() == {k.removeprefix("model.") for k in ema if k.startswith("model.")}
+    for key, value in exported.items():
+        torch.testing.assert_close(value, ema[f"model.{key}"], rtol=0, atol=0, msg=key)
+    teacher = tiny_module().teacher.model.state_dict()  # fixed-seed random init, frozen
+    for key, value in load_file(run_dir / "teacher" / "model.safetensors").items():
+        torch.testing.assert_close(value, teacher[key], rtol=0, atol=0, msg=key)
+    load_exported(run_dir / "export")  # strict
