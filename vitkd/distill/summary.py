@@ -11,7 +11,6 @@ from typing import Any
 
 import lightning as L
 import torch
-from torch.distributed.fsdp import FullyShardedDataParallel
 from typing_extensions import override
 
 from vitkd.distill.fidelity import embed_all, fidelity, patch_grid
@@ -58,7 +57,7 @@ class RunSummary(L.Callback):
         self.grid = patch_grid(pl_module.student, loader)
         teacher = embed_all(pl_module.teacher, loader, pl_module.device, self.grid)
         student = embed_all(pl_module.ema, loader, pl_module.device)
-        adaptor = _gather(trainer, pl_module, [_ADAPTOR]).get(_ADAPTOR)
+        adaptor = _gather(pl_module, [_ADAPTOR]).get(_ADAPTOR)
         if trainer.is_global_zero:
             self.teacher_emb = teacher
             self.before = fidelity(student, teacher, _adaptor(pl_module), adaptor)
@@ -96,7 +95,7 @@ class RunSummary(L.Callback):
             if pl_module.teacher_cfg.weights is None:
                 # a random teacher exists nowhere else: keep it so the run can be evaluated later
                 names.append("teacher")
-        weights = _gather(trainer, pl_module, names)
+        weights = _gather(pl_module, names)
         if not trainer.is_global_zero:
             return
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -153,23 +152,12 @@ def _adaptor(pl_module: L.LightningModule) -> torch.nn.Module | None:
     return getattr(pl_module.objective, "cls_adaptor", None)
 
 
-def _gather(
-    trainer: L.Trainer, pl_module: L.LightningModule, names: list[str]
-) -> dict[str, dict[str, torch.Tensor]]:
+def _gather(pl_module: L.LightningModule, names: list[str]) -> dict[str, dict[str, torch.Tensor]]:
     """Full CPU weights of the named submodules (absent ones skipped), on rank 0; ``{}`` each on
     the other ranks. A collective: every rank calls it with the same names."""
     modules = {n: pl_module.get_submodule(n) for n in names if _has_submodule(pl_module, n)}
     if not modules:
         return {}
-    root = trainer.strategy.model
-    if isinstance(root, FullyShardedDataParallel):
-        # FSDP1 (flat shards): a submodule outside its own unit (the adaptor) is a view of the
-        # root's shard, so gather the root once and split it by name
-        full = gather_state_dict(root)
-        return {
-            n: {k[len(n) + 1 :]: v for k, v in full.items() if k.startswith(f"{n}.")}
-            for n in modules
-        }
     # plain modules (single process, DDP) and FSDP2 DTensors: each submodule on its own
     return {n: gather_state_dict(m) for n, m in modules.items()}
 

@@ -1,4 +1,4 @@
-"""Distributed strategies on CPU (gloo): FSDP and FSDP2 run, and checkpoints written mid-run resume."""
+"""Distributed strategies on CPU (gloo): FSDP2 runs, and checkpoints written mid-run resume (DDP, FSDP2)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ from torch.distributed.tensor import DTensor
 from vitkd.data.collate import MaskConfig
 from vitkd.data.datamodule import DistillDataModule
 from vitkd.distill.config import LossConfig, OptimConfig
-from vitkd.distill.fsdp import DistillFSDPStrategy
 from vitkd.distill.fsdp2 import DistillFSDP2Strategy
 from vitkd.distill.module import DistillationModule
 from vitkd.distill.summary import RunSummary
@@ -111,16 +110,6 @@ class _SaveEMA(L.Callback):
             torch.save({k: v.detach().cpu() for k, v in state.items()}, self.path)
 
 
-class CPUFSDPStrategy(DistillFSDPStrategy):
-    """vitkd's FSDP strategy on gloo (Lightning only refuses its own `FSDPStrategy` on CPU).
-
-    Spawned like `ddp_spawn`, so the ranks do not re-run pytest as a subprocess launcher would.
-    """
-
-    def _configure_launcher(self) -> None:
-        self._launcher = _MultiProcessingLauncher(self, start_method="spawn")
-
-
 class _SpawnShardsLauncher(_MultiProcessingLauncher):
     """Spawns, but sends no weights back: FSDP2 shards load only inside the process group
     (`_SaveStudent` writes the gathered student instead)."""
@@ -134,7 +123,8 @@ class _SpawnShardsLauncher(_MultiProcessingLauncher):
 
 
 class CPUFSDP2Strategy(DistillFSDP2Strategy):
-    """vitkd's FSDP2 strategy on gloo, spawned like `CPUFSDPStrategy`."""
+    """vitkd's FSDP2 strategy on gloo, spawned like `ddp_spawn`, so the ranks do not re-run pytest as a
+    subprocess launcher would."""
 
     def _configure_launcher(self) -> None:
         self._launcher = _SpawnShardsLauncher(self, start_method="spawn")
@@ -155,55 +145,21 @@ def _trainer(tmp: Path, steps: int, strategy: Any, callbacks: list, **kw: Any) -
     )
 
 
-def _fsdp_cpu_error() -> str | None:
-    """Why torch's FSDP cannot wrap a module on this CPU-only machine (None if it can)."""
-    import torch.distributed as dist
-    from torch.distributed.fsdp import FullyShardedDataParallel
-
-    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
-    try:
-        FullyShardedDataParallel(torch.nn.Linear(2, 2))
-    except (RuntimeError, NotImplementedError, ValueError) as err:
-        return f"{type(err).__name__}: {err}"
-    finally:
-        dist.destroy_process_group()
-    return None
-
-
-def test_fsdp_runs_on_cpu_with_a_sharded_student_and_frozen_teacher(tmp_path: Path) -> None:
-    if torch.cuda.is_available():
-        pytest.skip("CUDA is present: the gpu-marked FSDP test runs the real FSDP path instead")
-    error = _fsdp_cpu_error()
-    if error is not None:
-        pytest.skip(
-            f"torch {torch.__version__} cannot run FSDP on CPU/gloo here ({error}); "
-            "the FSDP path is covered by the gpu-marked test in tests/vitkd/distill/test_speed_options.py"
-        )
-    strategy = CPUFSDPStrategy(process_group_backend="gloo")
-    out = tmp_path / "fsdp.pt"
-    _trainer(tmp_path, 2, strategy, [_SaveStudent(out)], enable_checkpointing=False).fit(
-        tiny_module(), datamodule=tiny_data()
-    )
-    result = torch.load(out, weights_only=True)
-    assert result["step"] == 2
-    assert not result["teacher_in_optimizer"]
-    assert all(torch.isfinite(v).all() for v in result["student"].values())
-
-
-@pytest.mark.slow
 def test_ddp_checkpoint_written_mid_run_resumes_to_the_same_state(tmp_path: Path) -> None:
     # 16 draws / (2 ranks x batch 2) = 4 steps per epoch; checkpoint after step 2 (mid-epoch)
     full = tmp_path / "full.pt"
     ckpt = ModelCheckpoint(dirpath=tmp_path / "ck", every_n_train_steps=2, save_top_k=-1)
-    _trainer(tmp_path / "a", 4, "ddp_spawn", [ckpt, _SaveStudent(full)]).fit(
+    saves = [_SaveStudent(full), _SaveEMA(tmp_path / "full_ema.pt")]
+    _trainer(tmp_path / "a", 4, "ddp_spawn", [ckpt, *saves]).fit(
         tiny_module(), datamodule=tiny_data()
     )
     mid = sorted((tmp_path / "ck").glob("*step=2*.ckpt"))
     assert mid, sorted(p.name for p in (tmp_path / "ck").iterdir())
     resumed = tmp_path / "resumed.pt"
-    _trainer(
-        tmp_path / "b", 4, "ddp_spawn", [_SaveStudent(resumed)], enable_checkpointing=False
-    ).fit(tiny_module(), datamodule=tiny_data(), ckpt_path=str(mid[0]))
+    saves = [_SaveStudent(resumed), _SaveEMA(tmp_path / "resumed_ema.pt")]
+    _trainer(tmp_path / "b", 4, "ddp_spawn", saves, enable_checkpointing=False).fit(
+        tiny_module(), datamodule=tiny_data(), ckpt_path=str(mid[0])
+    )
     a, b = torch.load(full, weights_only=True), torch.load(resumed, weights_only=True)
     assert a["step"] == b["step"] == 4
     assert not a["teacher_in_optimizer"]
@@ -211,6 +167,11 @@ def test_ddp_checkpoint_written_mid_run_resumes_to_the_same_state(tmp_path: Path
     assert a["optimizer_states"] >= a["student_params"]
     for key, value in a["student"].items():
         torch.testing.assert_close(b["student"][key], value, rtol=1e-5, atol=1e-6, msg=key)
+    # the EMA shadow too: the step-2 checkpoint already holds step 2's update
+    ema_a = torch.load(tmp_path / "full_ema.pt", weights_only=True)
+    ema_b = torch.load(tmp_path / "resumed_ema.pt", weights_only=True)
+    for key, value in ema_a.items():
+        torch.testing.assert_close(ema_b[key], value, rtol=1e-5, atol=1e-6, msg=f"ema.{key}")
 
 
 @pytest.fixture(scope="module")

@@ -239,15 +239,18 @@ def test_bf16_mixed_training_on_cuda_is_finite_and_the_teacher_runs_in_bf16(tmp_
 
 @gpu
 @needs_cuda
-def test_fsdp_on_one_cuda_device_trains(tmp_path) -> None:
-    from vitkd.distill.fsdp import DistillFSDPStrategy
+def test_fsdp2_on_one_cuda_device_trains_in_bf16(tmp_path) -> None:
+    from torch.distributed.tensor import DTensor
+
+    from vitkd.distill.fsdp2 import DistillFSDP2Strategy
 
     module = tiny_module()
-    strategy = DistillFSDPStrategy()
-    _trainer(tmp_path, 2, accelerator="gpu", strategy=strategy, precision="bf16-mixed").fit(
-        module, datamodule=tiny_data()
-    )
+    _trainer(
+        tmp_path, 2, accelerator="gpu", strategy=DistillFSDP2Strategy(), precision="bf16-mixed"
+    ).fit(module, datamodule=tiny_data())
     assert module.trainer.global_step == 2
+    assert all(isinstance(p, DTensor) for p in module.student.parameters())
+    assert {p.dtype for p in module.teacher.parameters()} == {torch.bfloat16}
 
 
 @gpu
