@@ -224,6 +224,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"targets {module.targets}  batch {batch_size}  crops {data_cfg.get('crops', {})}"
     )
     dm.setup("fit")
+    # switching to the configured augmentation path is the baseline again: skip it
+    options = [o for o in options if o != f"augment_device={dm.augment_device}"]
     module.to(device)
     results: dict[str, Any] = {"device": tp.device_name(device), "options": {}, "ceiling": {}}
 
