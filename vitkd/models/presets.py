@@ -93,6 +93,10 @@ PRESETS: dict[str, ModelSpec] = {
     "h0-mini": ModelSpec(
         arch="vit_base_patch14_reg4_dinov2",
         kwargs={
+            # DINOv2's SwiGLU hidden width 2/3 * 4 * 768 = 2048, packed (x2) for timm: 4096 / 768,
+            # the convention of timm's ViT-g/14 DINOv2 (mlp_ratio 2.66667 * 2); gives the ~86 M
+            # parameters and ~47 GFLOPs per tile of REFERENCE.md (mlp_ratio 4 would give 71.6 M)
+            "mlp_ratio": 5.33334,
             "mlp_layer": "timm.layers.SwiGLUPacked",
             "act_layer": "torch.nn.SiLU",
             "img_size": 224,

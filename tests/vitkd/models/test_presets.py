@@ -81,3 +81,17 @@ def test_bad_mean_and_non_square_size() -> None:
         resolve_spec("h0-mini", mean=(0.5, 0.5))
     with pytest.raises(ValueError, match="square"):
         resolve_spec("h0-mini", img_size=(224, 112))
+
+
+def test_full_size_presets_have_the_reference_parameter_counts() -> None:
+    # REFERENCE.md: H-optimus-0 1.13 B, H0-mini ~86 M (SwiGLU hidden 2048 = DINOv2's 2/3 * 4 * 768)
+    counts = {}
+    for name in ("h-optimus-0", "h0-mini"):
+        spec = resolve_spec(name)
+        with torch.device("meta"):  # shapes only: no memory, no initialisation cost
+            model = timm.create_model(spec.arch, **spec.build_kwargs())
+        counts[name] = sum(p.numel() for p in model.parameters())
+        if name == "h0-mini":
+            assert model.blocks[0].mlp.fc2.in_features == 2048
+    assert 1.12e9 < counts["h-optimus-0"] < 1.14e9
+    assert 85e6 < counts["h0-mini"] < 87e6
