@@ -180,6 +180,26 @@ def test_speed_options_apply_in_fit_and_the_teacher_holds_no_optimiser_state(tmp
     assert not any(p.requires_grad for p in module.teacher.parameters())
 
 
+@pytest.mark.filterwarnings("ignore:.*pin_memory.*:UserWarning")
+def test_loader_options_give_the_same_batches() -> None:
+    # workers, persistent workers, prefetching and pinned memory change how batches are made,
+    # never what they hold: each draw's augmentation is seeded by the draw itself
+    def first_batches(**loader: Any) -> list[torch.Tensor]:
+        dm = tiny_data(samples_per_epoch=8, **loader)
+        dm.setup("fit")
+        return [b["global"] for _, b in zip(range(2), dm.train_dataloader(), strict=False)]
+
+    reference = first_batches(num_workers=0, pin_memory="off")
+    for options in (
+        {"num_workers": 2, "persistent_workers": True, "pin_memory": "on"},
+        {"num_workers": 2, "persistent_workers": False, "prefetch_factor": 1},
+    ):
+        got = first_batches(**options)
+        assert len(got) == len(reference) == 2
+        for a, b in zip(got, reference, strict=True):
+            assert torch.equal(a, b), options
+
+
 def test_bad_speed_settings_name_the_key() -> None:
     with pytest.raises(ValueError, match="compile_everything"):
         tiny_module(speed={"compile_everything": True})
