@@ -46,21 +46,23 @@ class MultiCropCollate:
         self.masking = masking
         self.grid = (global_size // masking.patch_size,) * 2
 
+    def masks(self, n_views: int, seed: int) -> torch.Tensor:
+        """(n_views, grid cells) bool iBOT masks of the global views, a function of `seed`."""
+        if not self.masking.enabled:
+            return torch.zeros(n_views, self.grid[0] * self.grid[1], dtype=torch.bool)
+        return sample_masks(
+            n_views,
+            self.grid,
+            mask_probability=self.masking.probability,
+            ratio_range=(self.masking.ratio_min, self.masking.ratio_max),
+            generator=torch.Generator().manual_seed(seed),
+        )
+
     def __call__(self, samples: list[dict]) -> dict[str, torch.Tensor | int]:
         batch: dict[str, torch.Tensor | int] = {
             key: _view_major(samples, key) for key in ("global", "local", "teacher")
         }
-        n_views = int(batch["global"].shape[0])
-        if self.masking.enabled:
-            generator = torch.Generator().manual_seed(sum(s["seed"] for s in samples) % 2**63)
-            batch["masks"] = sample_masks(
-                n_views,
-                self.grid,
-                mask_probability=self.masking.probability,
-                ratio_range=(self.masking.ratio_min, self.masking.ratio_max),
-                generator=generator,
-            )
-        else:
-            batch["masks"] = torch.zeros(n_views, self.grid[0] * self.grid[1], dtype=torch.bool)
+        seed = sum(s["seed"] for s in samples) % 2**63
+        batch["masks"] = self.masks(int(batch["global"].shape[0]), seed)
         batch["n_images"] = len(samples)
         return batch

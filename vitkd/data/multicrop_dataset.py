@@ -32,11 +32,15 @@ class MultiCropDataset(Dataset):
     def __len__(self) -> int:
         return len(self.tiles)
 
-    def __getitem__(self, draw: int) -> dict[str, Any]:
+    def tile(self, draw: int) -> np.ndarray:
+        """The tile of draw `draw` (tuple items give their first element)."""
         item = self.tiles[draw % len(self.tiles)]
-        tile = item[0] if isinstance(item, tuple) else item
+        return np.asarray(item[0] if isinstance(item, tuple) else item)
+
+    def __getitem__(self, draw: int) -> dict[str, Any]:
+        tile = self.tile(draw)
         seed = draw_seed(self.seed, draw)
         self.transform.reseed(seed)
-        crops = self.transform(np.asarray(tile))
+        crops = self.transform(tile)
         crops["seed"] = seed
         return crops

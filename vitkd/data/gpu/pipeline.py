@@ -15,17 +15,15 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from vitkd.data.augment.geometry import sample_box
 from vitkd.data.augment.macenko import estimate_stain_matrix
 from vitkd.data.augment.presets import AugmentConfig, resolve_augment
-from vitkd.data.collate import MaskConfig
+from vitkd.data.collate import MaskConfig, MultiCropCollate
 from vitkd.data.gpu import ops
 from vitkd.data.gpu.params import sample_params, stack_params, unsupported_ops
-from vitkd.data.masking import sample_masks
 from vitkd.data.multicrop import TEACHER_VIEWS
-from vitkd.data.multicrop_dataset import draw_seed
+from vitkd.data.multicrop_dataset import MultiCropDataset, draw_seed
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +175,7 @@ class DeviceMultiCrop:
         return out
 
 
-class DeviceMultiCropDataset(Dataset):
+class DeviceMultiCropDataset(MultiCropDataset):
     """Item `draw`: tile `draw % len(tiles)` as uint8 (3, T, T) plus its crop draws.
 
     Args:
@@ -186,17 +184,10 @@ class DeviceMultiCropDataset(Dataset):
         seed: base seed, combined with the draw id as in `MultiCropDataset`.
     """
 
-    def __init__(self, tiles: Dataset, transform: DeviceMultiCrop, seed: int = 0) -> None:
-        self.tiles = tiles
-        self.transform = transform
-        self.seed = seed
-
-    def __len__(self) -> int:
-        return len(self.tiles)
+    transform: DeviceMultiCrop
 
     def __getitem__(self, draw: int) -> dict[str, Any]:
-        item = self.tiles[draw % len(self.tiles)]
-        tile = np.asarray(item[0] if isinstance(item, tuple) else item)
+        tile = self.tile(draw)
         if tile.dtype != np.uint8 or tile.ndim != 3 or tile.shape[2] != 3:
             raise ValueError(f"tiles must be uint8 (H, W, 3), got {tile.dtype} {tile.shape}")
         seed = draw_seed(self.seed, draw)
@@ -211,17 +202,12 @@ def _active(stacked: dict[str, np.ndarray]) -> list[str]:
     return [k for k, v in stacked.items() if not np.all(v == neutral[k])]
 
 
-class DeviceMultiCropCollate:
-    """Stack tiles and draws view-major (crop ``v * B + b`` is view v of image b) plus iBOT masks."""
+class DeviceMultiCropCollate(MultiCropCollate):
+    """Stack tiles and draws view-major (crop ``v * B + b`` is view v of image b) plus iBOT masks
+    (drawn as on the CPU path)."""
 
     def __init__(self, masking: MaskConfig, global_size: int, n_global: int) -> None:
-        if global_size % masking.patch_size:
-            raise ValueError(
-                f"global crop size {global_size} is not a multiple of the student patch size "
-                f"{masking.patch_size}; set data.crops.global_size to a multiple of it"
-            )
-        self.masking = masking
-        self.grid = (global_size // masking.patch_size,) * 2
+        super().__init__(masking, global_size)
         self.n_global = n_global
 
     def __call__(self, samples: list[dict[str, Any]]) -> dict[str, Any]:
@@ -252,15 +238,5 @@ class DeviceMultiCropCollate:
         batch["active"] = active
         seed = sum(s["seed"] for s in samples) % 2**63
         batch["seed"] = seed
-        n_masked = n_g * n
-        if self.masking.enabled:
-            batch["masks"] = sample_masks(
-                n_masked,
-                self.grid,
-                mask_probability=self.masking.probability,
-                ratio_range=(self.masking.ratio_min, self.masking.ratio_max),
-                generator=torch.Generator().manual_seed(seed),
-            )
-        else:
-            batch["masks"] = torch.zeros(n_masked, self.grid[0] * self.grid[1], dtype=torch.bool)
+        batch["masks"] = self.masks(n_g * n, seed)
         return batch
