@@ -90,6 +90,27 @@ class SoftmaxCenter(nn.Module):
         self.center.copy_(torch.where(count > 0, updated, self.center))
 
 
+class PrototypeLoss(nn.Module):
+    """What the DINO and iBOT losses share: K prototypes, a student temperature and a lagged
+    softmax centre of their own.
+
+    Args:
+        out_dim: number of prototypes K.
+        student_temp: student softmax temperature.
+        center_momentum: EMA momentum of the softmax centre.
+    """
+
+    def __init__(
+        self, out_dim: int, student_temp: float = 0.1, center_momentum: float = 0.9
+    ) -> None:
+        super().__init__()
+        if not student_temp > 0:
+            raise ValueError(f"student_temp must be > 0, got {student_temp}")
+        self.out_dim = out_dim
+        self.student_temp = student_temp
+        self.center = SoftmaxCenter(out_dim, center_momentum)
+
+
 @torch.no_grad()
 def sinkhorn_knopp(
     teacher_logits: torch.Tensor,

@@ -7,9 +7,8 @@ normalisation of ``dinov2/train/ssl_meta_arch.py`` (REFERENCE.md section 2).
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from vitkd.losses.centering import SoftmaxCenter, check_centering_mode, sinkhorn_knopp
+from vitkd.losses.centering import PrototypeLoss, check_centering_mode, sinkhorn_knopp
 
 
 def dino_pair_count(n_global: int, n_local: int) -> int:
@@ -17,7 +16,7 @@ def dino_pair_count(n_global: int, n_local: int) -> int:
     return n_global * (n_global - 1) + n_local * n_global
 
 
-class DINOLoss(nn.Module):
+class DINOLoss(PrototypeLoss):
     """DINO loss over multi-crop views with the view swap and pair normalisation of DINOv2.
 
     Shapes: ``n_g`` global and ``n_l`` local crops of ``B`` images, ``K`` prototypes.
@@ -36,23 +35,6 @@ class DINOLoss(nn.Module):
         t_probs = dino.teacher_targets(teacher_logits, temp, mode="softmax")  # also updates centre
         loss = dino(student_global, student_local, t_probs)
     """
-
-    def __init__(
-        self, out_dim: int, student_temp: float = 0.1, center_momentum: float = 0.9
-    ) -> None:
-        """Create the loss.
-
-        Args:
-            out_dim: number of prototypes K.
-            student_temp: student softmax temperature.
-            center_momentum: EMA momentum of the softmax centre.
-        """
-        super().__init__()
-        if not student_temp > 0:
-            raise ValueError(f"student_temp must be > 0, got {student_temp}")
-        self.out_dim = out_dim
-        self.student_temp = student_temp
-        self.center = SoftmaxCenter(out_dim, center_momentum)
 
     @torch.no_grad()
     def teacher_targets(

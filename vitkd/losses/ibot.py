@@ -6,12 +6,11 @@ et al., "DINOv2" (2023), ``dinov2/loss/ibot_patch_loss.py`` (REFERENCE.md sectio
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from vitkd.losses.centering import SoftmaxCenter, check_centering_mode, sinkhorn_knopp
+from vitkd.losses.centering import PrototypeLoss, check_centering_mode, sinkhorn_knopp
 
 
-class iBOTPatchLoss(nn.Module):
+class iBOTPatchLoss(PrototypeLoss):
     """Per-token cross-entropy on masked patches, each image weighted 1 / (its masked count).
 
     ``loss = -(1 / B) * sum_b sum_{n masked in b} (1 / M_b) * sum_k p_t[b, n, k] *
@@ -26,23 +25,6 @@ class iBOTPatchLoss(nn.Module):
     Teacher targets come from :meth:`teacher_targets` (softmax centring with its own lagged EMA
     centre, or Sinkhorn-Knopp over the global set of masked tokens) and carry no gradient.
     """
-
-    def __init__(
-        self, out_dim: int, student_temp: float = 0.1, center_momentum: float = 0.9
-    ) -> None:
-        """Create the loss.
-
-        Args:
-            out_dim: number of patch prototypes K.
-            student_temp: student softmax temperature.
-            center_momentum: EMA momentum of the softmax centre.
-        """
-        super().__init__()
-        if not student_temp > 0:
-            raise ValueError(f"student_temp must be > 0, got {student_temp}")
-        self.out_dim = out_dim
-        self.student_temp = student_temp
-        self.center = SoftmaxCenter(out_dim, center_momentum)
 
     @torch.no_grad()
     def teacher_targets(
