@@ -1,11 +1,14 @@
 """Write a run folder: results.json, a CSV table and args.json, each via a temporary file + rename."""
 
+import contextlib
 import csv
 import io
 import json
 import math
 import os
-from collections.abc import Mapping, Sequence
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 
@@ -32,6 +35,32 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
     tmp.write_text(text)
     os.replace(tmp, path)
     return path
+
+
+@contextlib.contextmanager
+def staged_folder(out: str | Path, last: Sequence[str] = ("results.json",)) -> Iterator[Path]:
+    """Yield an empty temporary folder beside `out`; on success move its files into `out`.
+
+    Files named in `last` move last (their presence marks a finished run). On an error the
+    temporary folder is deleted and `out` is left as it was, so a command that fails part-way
+    writes nothing half-done. Files already in `out` that the command does not write are kept.
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        yield tmp
+        files = sorted(
+            (p for p in tmp.rglob("*") if p.is_file()),
+            key=lambda p: (p.relative_to(tmp).as_posix() in last, p.as_posix()),
+        )
+        out.mkdir(parents=True, exist_ok=True)
+        for src in files:
+            dest = out / src.relative_to(tmp)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(src, dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def write_json(path: str | Path, data: object) -> Path:

@@ -4,7 +4,7 @@ import argparse
 from pathlib import Path
 
 from evaluation.cli.common import add_out, resolved_args
-from evaluation.outputs import write_run
+from evaluation.outputs import staged_folder, write_run
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -25,14 +25,16 @@ def run(args: argparse.Namespace) -> None:
     """Run the subcommand."""
     from evaluation.report import build_report
 
-    page, runs = build_report(args.runs, args.out, args.title)
-    rows = [{"run": str(r.path), "label": r.label, "kind": r.kind} for r in runs]
-    write_run(
-        args.out,
-        "report",
-        resolved_args(args),
-        {"index": page.name, "markdown": "report.md", "runs": rows},
-        rows,
-        table="runs.csv",
-    )
-    print(f"report -> {page}")
+    # One staged folder for the page and the run files: a failure leaves --out untouched.
+    with staged_folder(args.out, last=("index.html", "results.json")) as tmp:
+        page, runs = build_report(args.runs, tmp, args.title)
+        rows = [{"run": str(r.path), "label": r.label, "kind": r.kind} for r in runs]
+        write_run(
+            tmp,
+            "report",
+            resolved_args(args),
+            {"index": page.name, "markdown": "report.md", "runs": rows},
+            rows,
+            table="runs.csv",
+        )
+    print(f"report -> {args.out / page.name}")

@@ -3,7 +3,7 @@
 from collections.abc import Sequence
 from pathlib import Path
 
-from evaluation.outputs import write_text_atomic
+from evaluation.outputs import staged_folder, write_text_atomic
 from evaluation.report.collect import ReportInputError, Run, load_run, unique_labels
 from evaluation.report.document import Section, to_html, to_markdown
 from evaluation.report.sections import (
@@ -19,13 +19,25 @@ from evaluation.report.sections import (
 def build_report(
     run_dirs: Sequence[str | Path], out: str | Path, title: str = "vitkd evaluation report"
 ) -> tuple[Path, list[Run]]:
-    """Write ``index.html``, ``report.md`` and the PNGs into `out`; returns the HTML path and runs."""
+    """Write ``index.html``, ``report.md`` and the PNGs into `out`; returns the HTML path and runs.
+
+    Everything is drawn in a temporary folder first and moved into `out` only when the whole
+    report succeeded, so a failing report leaves no PNGs without a page.
+    """
     if not run_dirs:
         raise ReportInputError("no run folders given")
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     runs = [load_run(p) for p in run_dirs]
     unique_labels(runs)
+    with staged_folder(out, last=("index.html",)) as tmp:
+        sections = _sections(runs, tmp)
+        write_text_atomic(tmp / "report.md", to_markdown(title, sections))
+        write_text_atomic(tmp / "index.html", to_html(title, sections))
+    return out / "index.html", runs
+
+
+def _sections(runs: Sequence[Run], out: Path) -> list[Section]:
+    """The report's sections in a fixed order, figures drawn into `out`."""
     by_kind: dict[str, list[Run]] = {}
     for r in runs:
         by_kind.setdefault(r.kind, []).append(r)
@@ -47,8 +59,7 @@ def build_report(
         sections.append(
             Section("Other runs", [f"Not rendered (unknown command): {', '.join(unknown)}"])
         )
-    write_text_atomic(out / "report.md", to_markdown(title, sections))
-    return write_text_atomic(out / "index.html", to_html(title, sections)), runs
+    return sections
 
 
 __all__ = ["ReportInputError", "Run", "build_report", "load_run"]

@@ -67,18 +67,39 @@ def heatmaps(
     return _save(fig, path)
 
 
+def has_pairs(stats: Mapping[str, object] | None) -> bool:
+    """A group's statistics come from at least one pair (JSON turns an empty group's NaN into None)."""
+    if not stats or stats.get("n") == 0:
+        return False
+    median = stats.get("median")
+    return isinstance(median, int | float) and median == median
+
+
 def topk_bars(
     summaries: Mapping[str, Mapping[str, Mapping[str, Mapping[str, float]]]], path: Path
 ) -> Path:
-    """Median top-k accuracy per group, one bar per model, one panel per group."""
+    """Median top-k accuracy per group, one bar per model, one panel per group.
+
+    A group without pairs (e.g. cross-staining when every slide has one staining) gets an empty
+    panel that says "no pairs" instead of bars.
+    """
     groups = [g for g in GROUP_TITLES if g != "all"]
     fig, axes = plt.subplots(1, len(groups), figsize=(4 * len(groups), 3.2), sharey=True)
     width = 0.8 / max(1, len(summaries))
     for ax, g in zip(axes, groups, strict=True):
+        drawn = False
         for i, (model, summary) in enumerate(summaries.items()):
-            ks = sorted(int(m.split("_")[1]) for m in summary.get(g, {}) if m.startswith("top_"))
-            meds = [summary[g][f"top_{k}_accuracy"]["median"] for k in ks]
-            stats = [summary[g][f"top_{k}_accuracy"] for k in ks]
+            group = summary.get(g) or {}
+            ks = sorted(
+                int(m.split("_")[1])
+                for m, st in group.items()
+                if m.startswith("top_") and has_pairs(st)
+            )
+            if not ks:
+                continue
+            drawn = True
+            stats = [group[f"top_{k}_accuracy"] for k in ks]
+            meds = [float(st["median"]) for st in stats]
             # Quartiles when present (asymmetric bars); older results only carry the IQR.
             lo = [m - st.get("q1", m - st["iqr"] / 2) for m, st in zip(meds, stats, strict=True)]
             hi = [st.get("q3", m + st["iqr"] / 2) - m for m, st in zip(meds, stats, strict=True)]
@@ -87,10 +108,17 @@ def topk_bars(
             ax.set_xticks(
                 np.arange(len(ks)) + width * (len(summaries) - 1) / 2, [f"top-{k}" for k in ks]
             )
+        if not drawn:
+            ax.text(0.5, 0.5, "no pairs", ha="center", va="center", transform=ax.transAxes)
+            ax.set_xticks([])
         ax.set_title(GROUP_TITLES[g])
         ax.set_ylim(0, 1.05)
     axes[0].set_ylabel("median accuracy (bar: quartiles)")
-    axes[-1].legend(fontsize=8)
+    if any(ax.get_legend_handles_labels()[0] for ax in axes):
+        handles, labels = next(
+            ax.get_legend_handles_labels() for ax in axes if ax.get_legend_handles_labels()[0]
+        )
+        axes[-1].legend(handles, labels, fontsize=8)
     return _save(fig, path)
 
 

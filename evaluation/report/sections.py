@@ -11,13 +11,33 @@ from evaluation.report.document import Image, Section, Table, fmt
 
 
 def _median_iqr(stats: dict) -> str:
+    if not plots.has_pairs(stats):
+        return "no pairs"
     return f"{fmt(stats.get('median'))} ({fmt(stats.get('iqr'))})"
 
 
-def plism_table(summaries: dict[str, dict], leaderboards: dict[str, float | None]) -> Table:
-    """Leaderboard then median (IQR) of every group x metric, one column per model/run."""
+def plism_table(
+    summaries: dict[str, dict],
+    leaderboards: dict[str, float | None],
+    notes: dict[str, str | None] | None = None,
+) -> Table:
+    """Leaderboard then median (IQR) of every group x metric, one column per model/run.
+
+    A missing leaderboard shows its reason from `notes` (e.g. "no cross-staining pairs").
+    """
     models = list(summaries)
-    rows = [["leaderboard (mean of 4 medians)", *[fmt(leaderboards[m]) for m in models]]]
+    notes = notes or {}
+    rows = [
+        [
+            "leaderboard (mean of 4 medians)",
+            *[
+                fmt(leaderboards[m])
+                if leaderboards[m] is not None or not notes.get(m)
+                else f"– ({notes[m]})"
+                for m in models
+            ],
+        ]
+    ]
     first = summaries[models[0]]
     for group in first:
         for metric in first[group]:
@@ -44,6 +64,7 @@ def robustness_section(run: Run, out: Path) -> Section:
         plism_table(
             {m: r["summary"] for m, r in models.items()},
             {m: r["leaderboard"] for m, r in models.items()},
+            {m: r.get("leaderboard_note") for m, r in models.items()},
         )
     )
     tables = {m: [r for r in run.table if r.get("model") == m] for m in models}
@@ -81,7 +102,13 @@ def plism_section(runs: Sequence[Run], out: Path) -> Section:
     """PLISM runs side by side (one column per run)."""
     sec = Section("PLISM")
     summaries = {r.label: r.results["summary"] for r in runs}
-    sec.blocks.append(plism_table(summaries, {r.label: r.results.get("leaderboard") for r in runs}))
+    sec.blocks.append(
+        plism_table(
+            summaries,
+            {r.label: r.results.get("leaderboard") for r in runs},
+            {r.label: r.results.get("leaderboard_note") for r in runs},
+        )
+    )
     img = plots.topk_bars(summaries, out / "plism_topk.png")
     sec.blocks.append(Image(img.name, "Top-k accuracy per group (median, IQR bar)"))
     tables = {r.label: r.table for r in runs if r.table}

@@ -152,3 +152,44 @@ def test_report_screenshot_headless_chromium(tmp_path, run_dirs) -> None:
     with Image.open(shot) as img:
         arr = np.asarray(img.convert("L"))
     assert arr.std() > 10  # not a blank page
+
+
+def _single_staining_plism_run(tmp_path, rng):
+    """`python -m evaluation plism` on 3 scanners of one staining: no cross-staining pairs."""
+    import h5py
+
+    coords = np.array([[224 * i, 224 * j] for i in range(4) for j in range(3)], dtype=np.int64)
+    base = rng.normal(size=(len(coords), 8)).astype(np.float32)
+    emb = tmp_path / "emb"
+    emb.mkdir()
+    for scanner in ("AT2", "GT450", "S60"):
+        with h5py.File(emb / f"HE_{scanner}.h5", "w") as f:
+            f["features"] = base + 0.3 * rng.normal(size=base.shape).astype(np.float32)
+            f["coords"] = coords
+    main(["plism", str(emb), "--top-k", "1", "3", "--out", str(tmp_path / "plism")])
+    return tmp_path / "plism"
+
+
+def test_report_shows_empty_plism_groups_as_no_pairs(tmp_path) -> None:
+    plism = _single_staining_plism_run(tmp_path, np.random.default_rng(1))
+    out = tmp_path / "report"
+    main(["report", str(plism), "--out", str(out)])
+    page = (out / "index.html").read_text()
+    assert "no pairs" in page
+    for src in re.findall(r"<img src='([^']+)'", page):
+        with Image.open(out / src) as img:
+            img.verify()
+
+
+def test_failing_report_writes_nothing(tmp_path, run_dirs, monkeypatch) -> None:
+    from evaluation.report import plots
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("plotting failed")
+
+    monkeypatch.setattr(plots, "loss_curves", broken)  # the last figure: earlier PNGs exist by then
+    out = tmp_path / "report"
+    with pytest.raises(RuntimeError, match="plotting failed"):
+        main(["report", *map(str, run_dirs), "--out", str(out)])
+    assert not out.exists() or not any(out.iterdir())
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".report")]
