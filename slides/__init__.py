@@ -16,7 +16,9 @@ from slides.errors import (
 )
 from slides.grid import TileGrid, make_grid
 from slides.grid_io import coords_attrs, load_grid, save_grid
+from slides.handles import SlideHandles
 from slides.image_io import read_image
+from slides.layout import coords_file, find_coords_files
 from slides.paths import SAMPLE_SLIDE, SLIDE_EXTENSIONS, find_slides
 from slides.slide import Slide, open_slide
 from slides.thumbnail import save_grid_thumbnail
@@ -44,13 +46,16 @@ __all__ = [
     "RandomTissueTiles",
     "Slide",
     "SlideError",
+    "SlideHandles",
     "SlideNotFoundError",
     "TileFolder",
     "TileGrid",
     "TissueMask",
     "UnsupportedFormatError",
     "coords_attrs",
+    "coords_file",
     "detect_tissue",
+    "find_coords_files",
     "find_slides",
     "load_grid",
     "make_grid",

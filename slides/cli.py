@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 from slides.errors import SlideError
 from slides.grid import make_grid
 from slides.grid_io import save_grid
+from slides.layout import LAYOUTS, Layout, coords_file, thumbnail_file
 from slides.paths import find_slides
 from slides.slide import open_slide
 from slides.thumbnail import save_grid_thumbnail
@@ -30,13 +31,19 @@ def tile_slide(
     overlap: int = 0,
     min_tissue: float = 0.5,
     slide_mpp: float | None = None,
+    layout: Layout = "flat",
 ) -> int:
-    """Write `<out>/<name>.h5` (coords) and `<out>/<name>.png` (thumbnail); return tile count."""
+    """Write the coords HDF5 and the thumbnail PNG of one slide under `out`; return tile count.
+
+    `layout` `flat` writes `<out>/<name>.h5` and `<out>/<name>.png`; `trident` writes TRIDENT's
+    `<out>/patches/<name>_patches.h5` and `<out>/visualization/<name>.png`.
+    """
     with open_slide(path, mpp=slide_mpp) as slide:
         tissue = detect_tissue(slide)
         grid = make_grid(slide, mpp, size, overlap, min_tissue, tissue)
-        save_grid_thumbnail(out / f"{slide.name}.png", slide, grid)
-        save_grid(out / f"{slide.name}.h5", grid)  # written last: its presence means "done"
+        save_grid_thumbnail(thumbnail_file(out, slide.name, layout), slide, grid)
+        # written last: its presence means "done"
+        save_grid(coords_file(out, slide.name, layout), grid)
     return len(grid)
 
 
@@ -64,6 +71,13 @@ def _parser() -> argparse.ArgumentParser:
         "--skip-errors", action="store_true", help=f"log failing slides to <out>/{ERROR_LOG}, go on"
     )
     tile.add_argument("--overwrite", action="store_true", help="redo slides already tiled")
+    tile.add_argument(
+        "--layout",
+        choices=LAYOUTS,
+        default="flat",
+        help="flat: <out>/<slide>.h5; trident: <out>/patches/<slide>_patches.h5 (TRIDENT's job "
+        "layout, for its batch runner)",
+    )
     return parser
 
 
@@ -90,14 +104,21 @@ def run_tile(args: argparse.Namespace) -> int:
         bar.set_postfix_str(path.name)
         if (
             not args.overwrite
-            and (out / f"{path.stem}.h5").is_file()
-            and (out / f"{path.stem}.png").is_file()
+            and coords_file(out, path.stem, args.layout).is_file()
+            and thumbnail_file(out, path.stem, args.layout).is_file()
         ):
             skipped += 1
             continue
         try:
             tiles += tile_slide(
-                path, out, args.mpp, args.size, args.overlap, args.min_tissue, args.slide_mpp
+                path,
+                out,
+                args.mpp,
+                args.size,
+                args.overlap,
+                args.min_tissue,
+                args.slide_mpp,
+                args.layout,
             )
             done += 1
         except Exception as err:

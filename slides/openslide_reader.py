@@ -37,14 +37,19 @@ def premultiplied_argb_to_rgb(buf: np.ndarray) -> np.ndarray:
 class OpenSlideReader:
     """Thin wrapper over `openslide.OpenSlide` returning RGB numpy arrays."""
 
-    def __init__(self, path: Path, fast: bool = True) -> None:
+    def __init__(
+        self, path: Path, fast: bool = True, cache: openslide.OpenSlideCache | None = None
+    ) -> None:
         """Open the slide (raises OpenSlide's own errors; the caller names the file).
 
         Args:
             path: slide file.
             fast: read straight into numpy when openslide-python's internals allow it.
+            cache: a tile cache shared with other handles (default: OpenSlide's own, per handle).
         """
         self._osr = openslide.OpenSlide(str(path))
+        if cache is not None:
+            self._osr.set_cache(cache)
         self._handle = getattr(self._osr, "_osr", None)
         self.fast = fast and _RAW_READ is not None and self._handle is not None
         self.level_dimensions: tuple[tuple[int, int], ...] = tuple(self._osr.level_dimensions)

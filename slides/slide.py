@@ -42,8 +42,11 @@ class _Reader(Protocol):
     def close(self) -> None: ...
 
 
-def _open_reader(path: Path) -> _Reader:
-    """Pick the backend for a file, turning every failure into a `SlideError`."""
+def _open_reader(path: Path, cache: openslide.OpenSlideCache | None = None) -> _Reader:
+    """Pick the backend for a file, turning every failure into a `SlideError`.
+
+    `cache` is an OpenSlide tile cache to share (see `slides.SlideHandles`); plain images ignore it.
+    """
     if not path.exists():
         raise SlideNotFoundError(f"{path}: no such file; check the path.")
     if path.is_dir():
@@ -54,7 +57,7 @@ def _open_reader(path: Path) -> _Reader:
     suffix = path.suffix.lower()
     if detect_vendor(path) is not None:
         try:
-            return OpenSlideReader(path)
+            return OpenSlideReader(path, cache=cache)
         except openslide.OpenSlideError as err:
             if suffix not in IMAGE_EXTENSIONS:
                 raise CorruptSlideError(
@@ -95,18 +98,25 @@ class Slide:
     process (also after a fork), so DataLoader workers each own their handle.
     """
 
-    def __init__(self, path: str | Path, mpp: float | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        mpp: float | None = None,
+        cache: openslide.OpenSlideCache | None = None,
+    ) -> None:
         """Open a slide.
 
         Args:
             path: slide or image file.
             mpp: level-0 microns per pixel, overriding (or supplying) the file's value.
+            cache: an OpenSlide tile cache shared with other slides of this process.
         """
         self.path = Path(path).expanduser()
         self.name = self.path.stem
         if mpp is not None and not _is_positive_number(mpp):
             raise SlideError(f"{self.path}: mpp override must be a positive number, got {mpp!r}.")
-        self._reader: _Reader | None = _open_reader(self.path)
+        self._cache = cache
+        self._reader: _Reader | None = _open_reader(self.path, cache)
         self._pid = os.getpid()
         self.backend = "openslide" if isinstance(self._reader, OpenSlideReader) else "image"
         self.level_dimensions: tuple[tuple[int, int], ...] = self._reader.level_dimensions
@@ -139,7 +149,9 @@ class Slide:
     def _handle(self) -> _Reader:
         """The backend for this process, reopened after pickling, fork or close()."""
         if self._reader is None or self._pid != os.getpid():
-            self._reader = _open_reader(self.path)
+            if self._pid != os.getpid():
+                self._cache = None  # the cache belongs to the process that made it
+            self._reader = _open_reader(self.path, self._cache)
             self._pid = os.getpid()
         return self._reader
 
@@ -219,6 +231,7 @@ class Slide:
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_reader"] = None
+        state["_cache"] = None
         return state
 
     def __repr__(self) -> str:
@@ -226,6 +239,8 @@ class Slide:
         return f"Slide({str(self.path)!r}, {self.dimensions[0]}x{self.dimensions[1]}, mpp={mpp}, levels={self.level_count})"
 
 
-def open_slide(path: str | Path, mpp: float | None = None) -> Slide:
+def open_slide(
+    path: str | Path, mpp: float | None = None, cache: openslide.OpenSlideCache | None = None
+) -> Slide:
     """Open a slide or image file as a `Slide` (see `Slide.__init__`)."""
-    return Slide(path, mpp=mpp)
+    return Slide(path, mpp=mpp, cache=cache)

@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 
 from slides.errors import SlideError
 from slides.grid import TileGrid, make_grid
+from slides.handles import SlideHandles
 from slides.paths import find_slides
 from slides.slide import Slide, open_slide
 from slides.tissue import detect_tissue
@@ -38,8 +39,9 @@ class RandomTissueTiles(Dataset):
     """Random tiles on tissue: a slide drawn with probability proportional to its tissue area,
     then a random position where the tile holds at least `min_tissue` tissue.
 
-    Item `i` depends only on `(seed, i)`, so any worker layout yields the same tiles. Slide
-    handles are reopened lazily in each process. Tissue masks are computed once here.
+    Item `i` depends only on `(seed, i)`, so any worker layout yields the same tiles. Tiles are
+    read through a `SlideHandles` pool (each process opens its own handles, at most `max_open`
+    at once, sharing one OpenSlide tile cache). Tissue masks are computed once here.
     """
 
     def __init__(
@@ -53,6 +55,7 @@ class RandomTissueTiles(Dataset):
         transform: Callable[[np.ndarray], Any] | None = None,
         mpp_override: float | None = None,
         skip_errors: bool = False,
+        max_open: int = 32,
     ) -> None:
         """Index the tissue of every slide.
 
@@ -66,8 +69,11 @@ class RandomTissueTiles(Dataset):
             transform: applied to each (size, size, 3) uint8 RGB tile.
             mpp_override: level-0 MPP for slides whose files lack it.
             skip_errors: log and leave out unreadable slides instead of raising.
+            max_open: most slides a process keeps open for reading tiles.
         """
         self.mpp, self.size, self.seed, self.transform = mpp, size, seed, transform
+        self.mpp_override = mpp_override
+        self.handles = SlideHandles(max_open=max_open)
         self.slides: list[Slide] = []
         self.grids: list[TileGrid] = []
         self.skipped: list[tuple[Path, str]] = []
@@ -85,7 +91,7 @@ class RandomTissueTiles(Dataset):
                 log.warning("skipping slide: %s", err)
                 self.skipped.append((Path(path), str(err)))
                 continue
-            slide.close()
+            slide.close()  # `slides` keeps the metadata; tiles are read through `handles`
             if len(grid) == 0:
                 log.info("%s: no tile with %.0f%% tissue; left out", path, 100 * min_tissue)
                 continue
@@ -122,5 +128,6 @@ class RandomTissueTiles(Dataset):
 
     def __getitem__(self, index: int) -> Any:
         which, xy = self.location(index)
-        tile = self.grids[which].read_tile(self.slides[which], xy)
+        slide = self.handles.get(self.slides[which].path, mpp=self.mpp_override)
+        tile = self.grids[which].read_tile(slide, xy)
         return self.transform(tile) if self.transform is not None else tile
