@@ -7,10 +7,12 @@ from evaluation.cli.common import add_embedding_opts, add_model, add_out, resolv
 from evaluation.outputs import write_run
 from evaluation.probes import (
     EVA_LAYOUTS,
+    MONITORS,
     PROBES,
     LinearProbeConfig,
     ProbeData,
     ProbeInputError,
+    describe_monitor,
     embed_samples,
     headline,
     load_labelled_embeddings,
@@ -45,6 +47,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--probes", nargs="+", choices=PROBES, default=list(PROBES))
     p.add_argument("--max-steps", type=int, default=12_500, help="linear probe steps (eva: 12,500)")
     p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument(
+        "--weight-decay", type=float, default=0.01, help="AdamW weight decay (eva: torch's 0.01)"
+    )
+    p.add_argument(
+        "--monitor",
+        choices=MONITORS,
+        default="holdout",
+        help="early stopping split: holdout = 'val' if given besides the scored split, else "
+        "--val-fraction of train (grouped by a patient/slide column); eva = val, else test",
+    )
+    p.add_argument(
+        "--val-fraction", type=float, default=0.2, help="share of train held out (holdout)"
+    )
+    p.add_argument(
+        "--min-steps",
+        type=int,
+        default=1000,
+        help="warn when early stopping fires before this many steps",
+    )
     p.add_argument("--batch", type=int, default=256, help="linear probe batch size")
     p.add_argument(
         "--patience",
@@ -85,10 +106,14 @@ def run(args: argparse.Namespace) -> None:
     data = load_data(args)
     cfg = LinearProbeConfig(
         lr=args.lr,
+        weight_decay=args.weight_decay,
         batch_size=args.batch,
         max_steps=args.max_steps,
         patience=args.patience,
         seeds=tuple(args.seeds),
+        monitor=args.monitor,
+        val_fraction=args.val_fraction,
+        min_steps=args.min_steps,
     )
     results = run_probes(data, args.probes, cfg, knn_k=args.knn_k)
     rows = [
@@ -97,6 +122,7 @@ def run(args: argparse.Namespace) -> None:
             "balanced_accuracy": headline(r),
             "balanced_accuracy_std": r.get("balanced_accuracy_std", 0.0),
             "eval_split": r["eval_split"],
+            "monitor_split": r.get("monitor_split", ""),
         }
         for name, r in results.items()
     ]
@@ -116,4 +142,7 @@ def run(args: argparse.Namespace) -> None:
         table="probes.csv",
     )
     for r in rows:
-        print(f"{r['probe']}: balanced_accuracy={r['balanced_accuracy']:.4f} ({r['eval_split']})")
+        line = f"{r['probe']}: balanced_accuracy={r['balanced_accuracy']:.4f} ({r['eval_split']})"
+        if "monitor" in results[r["probe"]]:
+            line += f"; {describe_monitor(results[r['probe']]['monitor'])}"
+        print(line)

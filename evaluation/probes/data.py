@@ -12,7 +12,11 @@ class ProbeInputError(ValueError):
 
 @dataclass
 class ProbeData:
-    """Embeddings and integer labels per split; `val` and `test` may be empty (0 rows)."""
+    """Embeddings and integer labels per split; `val` and `test` may be empty (0 rows).
+
+    `groups_train` names the slide (or patient) of each train row when it is known, so a
+    validation split held out of train can keep each slide's tiles together.
+    """
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -21,6 +25,8 @@ class ProbeData:
     x_test: np.ndarray
     y_test: np.ndarray
     classes: list[str]
+    groups_train: np.ndarray | None = None
+    group_name: str = "slide"
 
     def __post_init__(self) -> None:
         """Check shapes and that there is something to train and to score on."""
@@ -30,6 +36,10 @@ class ProbeData:
                 raise ProbeInputError(
                     f"{split}: embeddings {x.shape} and labels {y.shape} do not match"
                 )
+        if self.groups_train is not None and len(self.groups_train) != len(self.y_train):
+            raise ProbeInputError(
+                f"{len(self.groups_train)} {self.group_name} ids for {len(self.y_train)} train rows"
+            )
         if len(self.y_train) == 0:
             raise ProbeInputError("no rows with split 'train'; label some rows train")
         if len(self.y_val) == 0 and len(self.y_test) == 0:

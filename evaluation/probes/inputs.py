@@ -31,8 +31,14 @@ def build_probe_data(
     labels: Sequence[str],
     splits: Sequence[str],
     classes: Sequence[str] | None = None,
+    groups: Sequence[str] | None = None,
+    group_name: str = "slide",
 ) -> ProbeData:
-    """Split (N, D) embeddings by split names and encode string labels (classes sorted unless given)."""
+    """Split (N, D) embeddings by split names and encode string labels (classes sorted unless given).
+
+    `groups` (a slide or patient id per row) is kept for the train rows, so a validation split
+    held out of train can be grouped by it.
+    """
     labels = [str(v) for v in labels]
     classes = list(classes) if classes is not None else sorted(set(labels))
     index = {c: i for i, c in enumerate(classes)}
@@ -42,7 +48,15 @@ def build_probe_data(
     y = np.array([index[v] for v in labels], dtype=np.int64)
     s = np.array(splits)
     parts = {name: (x[s == name], y[s == name]) for name in ("train", "val", "test")}
-    return ProbeData(*parts["train"], *parts["val"], *parts["test"], classes=classes)
+    groups_train = None if groups is None else np.array([str(g) for g in groups])[s == "train"]
+    return ProbeData(
+        *parts["train"],
+        *parts["val"],
+        *parts["test"],
+        classes=classes,
+        groups_train=groups_train,
+        group_name=group_name,
+    )
 
 
 def _read_csv(path: Path) -> list[dict[str, str]]:
@@ -77,7 +91,8 @@ def _embedding_files(inputs: Sequence[str | Path]) -> list[Path]:
 def load_labelled_embeddings(embeddings: Sequence[str | Path], labels_csv: str | Path) -> ProbeData:
     """Join embeddings with a labels CSV.
 
-    The CSV needs ``label`` and ``split`` (train/val/test) and one way to find each row's embedding:
+    The CSV needs ``label`` and ``split`` (train/val/test) and one way to find each row's embedding
+    (a ``patient`` or ``slide`` column also groups the validation split held out of train):
 
     - ``slide, x, y``: the tile at level-0 (x, y) in ``<slide>.h5`` among `embeddings`;
     - ``path`` [+ ``index``]: an embedding file (relative to the CSV's folder) and its row (default 0);
@@ -148,4 +163,12 @@ def load_labelled_embeddings(embeddings: Sequence[str | Path], labels_csv: str |
         else:
             feats = list(arr)
     splits = [normalise_split(r["split"], f"{labels_csv} row {i + 2}") for i, r in enumerate(rows)]
-    return build_probe_data(np.stack(feats).astype(np.float32), [r["label"] for r in rows], splits)
+    # A patient groups tiles more strictly than a slide; either keeps a validation split honest.
+    group_name = next((c for c in ("patient", "slide") if c in cols), None)
+    return build_probe_data(
+        np.stack(feats).astype(np.float32),
+        [r["label"] for r in rows],
+        splits,
+        groups=[r[group_name] for r in rows] if group_name else None,
+        group_name=group_name or "slide",
+    )

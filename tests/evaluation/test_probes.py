@@ -153,11 +153,61 @@ def test_tile_folder_and_eva_layouts(tmp_path) -> None:
 
 
 def test_linear_probe_defaults_are_eva_recipe() -> None:
+    # kaiko-ai/eva configs/vision/pathology/offline/classification/crc.yaml (0fa9bce6) sets only
+    # AdamW's lr, so torch's default weight decay applies.
+    import inspect
+
+    import torch
+
+    torch_default = inspect.signature(torch.optim.AdamW).parameters["weight_decay"].default
     cfg = LinearProbeConfig()
     assert (cfg.lr, cfg.weight_decay, cfg.batch_size, cfg.max_steps, len(cfg.seeds)) == (
         3e-4,
-        0.0,
+        torch_default,
         256,
         12_500,
         5,
     )
+    assert torch_default == 0.01
+
+
+def _train_test_only(n_slides: int = 6, per_slide: int = 20, seed: int = 0) -> ProbeData:
+    """Small train/test data with slide ids and no 'val' split (like a LUAD/LUSC tile set)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(scale=1.5, size=(2, 16))
+    slides = np.repeat([f"s{i}" for i in range(n_slides)], per_slide)
+    y = np.repeat(np.arange(n_slides) % 2, per_slide)
+    x = centres[y] + rng.normal(size=(len(y), 16))
+    splits = np.where(np.isin(slides, ["s0", "s1"]), "test", "train")
+    return build_probe_data(x.astype(np.float32), [str(v) for v in y], splits, groups=list(slides))
+
+
+def test_linear_probe_never_watches_the_scored_split_by_default() -> None:
+    data = _train_test_only()
+    cfg = LinearProbeConfig(lr=3e-3, max_steps=50, seeds=(0, 1), min_steps=0)
+    out = linear_probe(data, cfg, progress=False)
+    assert out["eval_split"] == "test"
+    assert out["monitor_split"] == "train-holdout"
+    assert out["monitor"]["grouped_by"] == "slide" and not out["monitor"]["watches_scored_split"]
+    eva = linear_probe(data, LinearProbeConfig(**{**cfg.__dict__, "monitor": "eva"}), False)
+    assert eva["monitor_split"] == "test" and eva["monitor"]["watches_scored_split"]
+
+
+def test_holdout_keeps_slides_together() -> None:
+    from evaluation.probes import holdout_split
+
+    data = _train_test_only()
+    for seed in range(5):
+        held = holdout_split(data.y_train, data.groups_train, 0.2, seed)
+        fit, watched = set(data.groups_train[held.fit]), set(data.groups_train[held.monitor])
+        assert fit and watched and not fit & watched
+        assert len(held.fit) + len(held.monitor) == len(data.y_train)
+    rows = holdout_split(data.y_train, None, 0.2, 0)
+    assert rows.grouped_by is None and set(data.y_train[rows.monitor]) == {0, 1}
+
+
+def test_linear_probe_warns_when_it_stops_early() -> None:
+    cfg = LinearProbeConfig(max_steps=5000, patience=1, batch_size=128, seeds=(0,))
+    with pytest.warns(UserWarning, match="early stopping fired after"):
+        out = linear_probe(gaussian_data(), cfg, progress=False)
+    assert out["runs"][0]["early_stopped"] and out["warnings"]
