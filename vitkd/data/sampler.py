@@ -5,8 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import torch
+import numpy as np
 from torch.utils.data import DataLoader, DistributedSampler
+
+from vitkd.data.permutation import IndexPermutation
+
+# draws computed per vectorised block: bounded memory whatever the epoch size
+_BLOCK = 1 << 16
 
 
 class DrawSampler(DistributedSampler):
@@ -14,7 +19,9 @@ class DrawSampler(DistributedSampler):
 
     The stream of draws is global and infinite: global position `p` belongs to pass
     `p // num_items` over the items (a fresh permutation per pass, from `seed`), and yields the
-    *draw id* `p * num_items + item`. The dataset takes `draw % num_items` as the item and the
+    *draw id* `p * num_items + item`. The permutation is an `IndexPermutation` evaluated per
+    block of positions, so the sampler holds no O(num_items) state (a `randperm(...).tolist()`
+    of 10^8 tiles is ~4 GB per rank). The dataset takes `draw % num_items` as the item and the
     draw id as the seed of its augmentation, so a draw is the same whatever the worker or the
     number of processes.
 
@@ -59,14 +66,24 @@ class DrawSampler(DistributedSampler):
         self.epoch = 0
         self.num_samples = self.samples_per_epoch // num_replicas
         self.total_size = self.num_samples * num_replicas
-        self._perm_cache: tuple[int, list[int]] | None = None
+        self._perm: IndexPermutation | None = None
+        self._perm_pass = -1
 
-    def _item(self, position: int) -> int:
-        pass_index = position // self.num_items
-        if self._perm_cache is None or self._perm_cache[0] != pass_index:
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + pass_index)
-            self._perm_cache = (pass_index, torch.randperm(self.num_items, generator=g).tolist())
-        return self._perm_cache[1][position % self.num_items]
+    def _permutation(self, pass_index: int) -> IndexPermutation:
+        if self._perm is None or self._perm_pass != pass_index:
+            self._perm = IndexPermutation(self.num_items, (self.seed, pass_index))
+            self._perm_pass = pass_index
+        return self._perm
+
+    def items(self, positions: np.ndarray) -> np.ndarray:
+        """The item drawn at each global position (int64 array in, int64 array out)."""
+        positions = np.asarray(positions, dtype=np.int64)
+        passes, offsets = np.divmod(positions, self.num_items)
+        items = np.empty_like(positions)
+        for pass_index in np.unique(passes):  # a block spans one or two passes
+            here = passes == pass_index
+            items[here] = self._permutation(int(pass_index))(offsets[here])
+        return items
 
     def start_position(self) -> int:
         """Global position of the first draw of the epoch about to start."""
@@ -76,9 +93,13 @@ class DrawSampler(DistributedSampler):
 
     def __iter__(self) -> Iterator[int]:
         start = self.start_position()
-        for k in range(self.num_samples):
-            position = start + self.rank + k * self.num_replicas
-            yield position * self.num_items + self._item(position)
+        for first in range(0, self.num_samples, _BLOCK):
+            k = np.arange(first, min(first + _BLOCK, self.num_samples), dtype=np.int64)
+            positions = start + self.rank + k * self.num_replicas
+            items = self.items(positions)
+            # Python ints: the draw id outgrows int64 after ~10^11 draws of 10^8 items
+            for position, item in zip(positions.tolist(), items.tolist(), strict=True):
+                yield position * self.num_items + item
 
     def __len__(self) -> int:
         return self.num_samples
