@@ -38,9 +38,11 @@ def add_top_k(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top-k", type=int, nargs="+", default=[1, 3, 5, 10])
     parser.add_argument(
         "--dtype",
-        choices=["float32", "float16"],
+        choices=["float32", "float16", "plismbench"],
         default="float32",
-        help="float16 mirrors plismbench",
+        help="float32; float16: fast torch float16 (self masked, ties to the partner); "
+        "plismbench: plismbench's numpy float16 arithmetic bit for bit, its published numbers "
+        "(as slow as plismbench on a CPU)",
     )
     parser.add_argument(
         "--chunk-size", type=int, default=2048, help="tiles per similarity block (memory ~ chunk^2)"

@@ -53,6 +53,7 @@ def result_payload(result: PlismResult) -> dict[str, object]:
     """The results.json part of one extractor's PLISM result."""
     return {
         "leaderboard": result.leaderboard,
+        "leaderboard_3dp": result.leaderboard_3dp,
         "summary": result.summary,
         "metrics": result.metric_names,
         "n_pairs": len(result.rows),
@@ -65,8 +66,14 @@ def run(args: argparse.Namespace) -> None:
     conditions = read_conditions_csv(args.conditions) if args.conditions else None
     subset = np.load(args.tiles_subset) if args.tiles_subset else None
     feats, conds, coords = load_slide_set(files, conditions, subset)
+    plismbench = args.dtype == "plismbench"
     result = evaluate_slides(
-        feats, conds, args.top_k, dtype=getattr(torch, args.dtype), chunk_size=args.chunk_size
+        feats,
+        conds,
+        args.top_k,
+        dtype=torch.float16 if plismbench else getattr(torch, args.dtype),
+        chunk_size=args.chunk_size,
+        arithmetic="plismbench" if plismbench else "torch",
     )
     payload = {**result_payload(result), "n_slides": len(feats), "n_tiles": len(coords)}
     if args.write_plismbench:
@@ -76,4 +83,7 @@ def run(args: argparse.Namespace) -> None:
             for p in write_plismbench_layout(h5, args.out / "plismbench", args.write_plismbench)
         ]
     write_run(args.out, "plism", resolved_args(args), payload, result.rows, table="pairs.csv")
-    print(f"leaderboard={result.leaderboard}  ({len(result.rows)} pairs) -> {args.out}")
+    print(
+        f"leaderboard={result.leaderboard} (plismbench rounding: {result.leaderboard_3dp})  "
+        f"({len(result.rows)} pairs, {args.dtype}) -> {args.out}"
+    )

@@ -1,6 +1,7 @@
 """PLISM robustness metrics: per-pair cosine/top-k, grouped aggregates, leaderboard, file layouts."""
 
 from evaluation.plism.groups import (
+    ARITHMETICS,
     GROUPS,
     PlismResult,
     aggregate,
@@ -21,8 +22,10 @@ from evaluation.plism.io import (
     write_plismbench_layout,
 )
 from evaluation.plism.pairs import DEFAULT_TOP_K, pair_metrics
+from evaluation.plism.plismbench16 import float16_matmul, plismbench_pair_metrics
 
 __all__ = [
+    "ARITHMETICS",
     "DEFAULT_TOP_K",
     "GROUPS",
     "PlismResult",
@@ -30,11 +33,13 @@ __all__ = [
     "aggregate",
     "evaluate_slides",
     "find_slide_files",
+    "float16_matmul",
     "leaderboard_score",
     "load_slide_set",
     "pair_group",
     "pair_metrics",
     "parse_condition",
+    "plismbench_pair_metrics",
     "read_conditions_csv",
     "read_h5_features",
     "read_plismbench_features",

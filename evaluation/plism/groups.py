@@ -9,6 +9,10 @@ import torch
 from tqdm.auto import tqdm
 
 from evaluation.plism.pairs import DEFAULT_TOP_K, pair_metrics
+from evaluation.plism.plismbench16 import plismbench_pair_metrics
+
+ARITHMETICS = ("torch", "plismbench")
+"""torch: pair_metrics in the given dtype; plismbench: its numpy float16 arithmetic, bit for bit."""
 
 GROUPS = ("all", "cross_scanner", "cross_staining", "cross_both")
 """Group names; plismbench calls them all / inter-scanner / inter-staining / inter-scanner, inter-staining."""
@@ -61,8 +65,16 @@ def aggregate(values: Sequence[float]) -> dict[str, float]:
     }
 
 
-def leaderboard_score(summary: Mapping[str, Mapping[str, Mapping[str, float]]]) -> float:
-    """Mean of four medians: cos-sim over all pairs, top-10 cross-scanner, cross-staining, cross-both."""
+def leaderboard_score(
+    summary: Mapping[str, Mapping[str, Mapping[str, float]]], decimals: int | None = None
+) -> float:
+    """Mean of four medians: cos-sim over all pairs, top-10 cross-scanner, cross-staining, cross-both.
+
+    Args:
+        summary: output of :func:`summarise`.
+        decimals: None for full precision; 3 rounds each median and then the score, as
+            plismbench's results table (pandas ``.round(3)``) and its leaderboard print them.
+    """
     try:
         medians = [
             summary["all"]["cosine_similarity"]["median"],
@@ -74,7 +86,9 @@ def leaderboard_score(summary: Mapping[str, Mapping[str, Mapping[str, float]]]) 
         raise ValueError(
             f"the leaderboard needs top_10_accuracy and all four groups; missing {err}"
         ) from err
-    return float(np.mean(medians))
+    if decimals is None:
+        return float(np.mean(medians))
+    return float(np.round(np.mean(np.round(medians, decimals)), decimals))
 
 
 @dataclass
@@ -85,16 +99,28 @@ class PlismResult:
     summary: dict[str, dict[str, dict[str, float]]]
     leaderboard: float | None
     metric_names: list[str] = field(default_factory=list)
+    leaderboard_3dp: float | None = None
+    """The score with plismbench's rounding: medians to 3 decimals, then the mean to 3 decimals."""
 
 
 def summarise(
-    rows: Sequence[Mapping[str, object]], metric_names: Sequence[str]
+    rows: Sequence[Mapping[str, object]],
+    metric_names: Sequence[str],
+    decimals: int | None = None,
 ) -> dict[str, dict[str, dict[str, float]]]:
-    """Aggregate per-pair rows into {group: {metric: {mean, std, median, iqr, n}}}."""
+    """Aggregate per-pair rows into {group: {metric: {mean, std, median, iqr, n}}}.
+
+    ``decimals=3`` rounds every statistic as plismbench's results table does (``.round(3)``).
+    """
     summary: dict[str, dict[str, dict[str, float]]] = {}
     for group in GROUPS:
         chosen = [r for r in rows if group == "all" or r["group"] == group]
         summary[group] = {m: aggregate([float(r[m]) for r in chosen]) for m in metric_names}
+        if decimals is not None:
+            for stats in summary[group].values():
+                for key, value in stats.items():
+                    if key != "n":
+                        stats[key] = float(np.round(value, decimals))
     return summary
 
 
@@ -107,6 +133,7 @@ def evaluate_slides(
     device: str | torch.device | None = None,
     progress: bool = True,
     on_pair: Callable[[dict[str, object]], None] | None = None,
+    arithmetic: str = "torch",
 ) -> PlismResult:
     """PLISM metrics over all unordered pairs of a set of registered slides.
 
@@ -119,10 +146,14 @@ def evaluate_slides(
         device: compute device.
         progress: show a tqdm bar over pairs.
         on_pair: called with each finished row (e.g. to log or checkpoint).
+        arithmetic: ``"torch"`` (:func:`pair_metrics` in ``dtype``) or ``"plismbench"``
+            (:func:`plismbench_pair_metrics`: plismbench's float16 numbers exactly; ignores dtype).
 
     Returns:
         A :class:`PlismResult`; leaderboard is None when k = 10 or a group is missing.
     """
+    if arithmetic not in ARITHMETICS:
+        raise ValueError(f"arithmetic must be one of {ARITHMETICS}, got {arithmetic!r}")
     missing = sorted(set(features) ^ set(conditions))
     if missing:
         raise ValueError(f"slides without both features and a (staining, scanner) label: {missing}")
@@ -132,9 +163,14 @@ def evaluate_slides(
     metric_names = ["cosine_similarity"] + [f"top_{k}_accuracy" for k in top_k]
     rows: list[dict[str, object]] = []
     for a, b, group in tqdm(pairs, desc="PLISM pairs", disable=not progress):
-        metrics = pair_metrics(
-            features[a], features[b], top_k, dtype=dtype, chunk_size=chunk_size, device=device
-        )
+        if arithmetic == "plismbench":
+            metrics = plismbench_pair_metrics(
+                features[a], features[b], top_k, chunk_size=chunk_size, device=device
+            )
+        else:
+            metrics = pair_metrics(
+                features[a], features[b], top_k, dtype=dtype, chunk_size=chunk_size, device=device
+            )
         row: dict[str, object] = {
             "slide_a": a,
             "slide_b": b,
@@ -151,4 +187,11 @@ def evaluate_slides(
     summary = summarise(rows, metric_names)
     has_all = 10 in top_k and all(summary[g]["top_10_accuracy"]["n"] > 0 for g in GROUPS[1:])
     score = leaderboard_score(summary) if has_all else None
-    return PlismResult(rows=rows, summary=summary, leaderboard=score, metric_names=metric_names)
+    score_3dp = leaderboard_score(summary, decimals=3) if has_all else None
+    return PlismResult(
+        rows=rows,
+        summary=summary,
+        leaderboard=score,
+        metric_names=metric_names,
+        leaderboard_3dp=score_3dp,
+    )

@@ -70,9 +70,10 @@ def pair_metrics(
     Differences from plismbench, on purpose: plismbench excludes self by dropping the first
     column of ``argpartition(-cos, range(1, kmax + 1))``, which drops a tied partner instead of
     self when two tiles have identical features; here self is masked explicitly, and ties with
-    the partner count in its favour (rank = number of strictly closer tiles). plismbench casts
-    the features to float16 before the matmul (``.astype(np.float16)``); ``dtype=torch.float16``
-    does the same (on CPU too, where torch's half GEMM accumulates in float32).
+    the partner count in its favour (rank = number of strictly closer tiles). ``dtype=torch.float16``
+    rounds the features to float16 as plismbench does, but normalises in float32 and masks self,
+    so it is a fast float16 mode, not plismbench's numbers; those come from
+    :func:`evaluation.plism.plismbench16.plismbench_pair_metrics`.
 
     Args:
         features_a: (n, d) features of slide A.
