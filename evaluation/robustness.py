@@ -42,16 +42,19 @@ def sample_tiles(
     per_slide = max(1, max_tiles // len(slide_paths))
     rng = np.random.default_rng(seed)
     images, names, coords = [], [], []
-    for path in slide_paths:
+    bar = tqdm(slide_paths, desc="reading tiles", unit="slide")
+    for path in bar:
         with open_slide(path) as slide:
+            bar.set_postfix_str(slide.name)
             grid = make_grid(slide, mpp=mpp, size=size, min_tissue=min_tissue)
             if len(grid) == 0:
                 continue
             pick = np.sort(rng.choice(len(grid), size=min(per_slide, len(grid)), replace=False))
-            for i in tqdm(pick, desc=f"reading {slide.name}", leave=False):
+            for i in pick:
                 images.append(grid.read_tile(slide, int(i)))
                 names.append(slide.name)
                 coords.append(grid.coords[i])
+    bar.close()
     if not images:
         raise ValueError(
             f"no tissue tiles found in {[str(p) for p in slide_paths]} at mpp={mpp}, size={size}; lower --min-tissue"
@@ -75,20 +78,20 @@ def embed_conditions(
     """Features[model][condition] (N, D) of every tile under every condition, simulated once per condition."""
     feats: dict[str, dict[str, np.ndarray]] = {m: {} for m in models}
     conds: dict[str, tuple[str, str]] = {}
-    for cond in tqdm(simulator.conditions, desc="conditions"):
+    # One bar over (condition, model) with a postfix; per-batch bars nested inside it gave a
+    # user 48 bars for 24 conditions x 2 models.
+    bar = tqdm(total=len(simulator.conditions) * len(models), desc="embedding", unit="set")
+    for cond in simulator.conditions:
         name = condition_label(cond.stain.name, cond.scanner.name)
         conds[name] = (cond.stain.name, cond.scanner.name)
         rendered = [simulator.simulate(t, cond.id) for t in tiles.images]
         for m, backbone in models.items():
+            bar.set_postfix_str(f"{name} · {m}")
             feats[m][name] = embed_images(
-                backbone,
-                rendered,
-                batch_size,
-                tokens,
-                device,
-                total=len(rendered),
-                desc=f"{m} {name}",
+                backbone, rendered, batch_size, tokens, device, progress=False
             )
+            bar.update(1)
+    bar.close()
     return feats, conds
 
 
@@ -100,10 +103,16 @@ def robustness_results(
 ) -> dict[str, PlismResult]:
     """PLISM metrics per model over all pairs of simulated conditions (k capped at 2n - 1)."""
     out = {}
+    n_pairs = {m: len(c) * (len(c) - 1) // 2 for m, c in feats.items()}
+    bar = tqdm(total=sum(n_pairs.values()), desc="PLISM pairs", unit="pair")
     for model, per_cond in feats.items():
         n = len(next(iter(per_cond.values())))
         ks = [k for k in top_k if k <= 2 * n - 1]
-        out[model] = evaluate_slides(per_cond, conds, ks, dtype=dtype, progress=True)
+        bar.set_postfix_str(model)
+        out[model] = evaluate_slides(
+            per_cond, conds, ks, dtype=dtype, progress=False, on_pair=lambda _: bar.update(1)
+        )
+    bar.close()
     return out
 
 
