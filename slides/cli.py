@@ -9,18 +9,43 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 from tqdm.auto import tqdm
 
 from slides.errors import SlideError
-from slides.grid import make_grid
+from slides.grid import TileGrid, grid_geometry, make_grid
 from slides.grid_io import save_grid
 from slides.layout import LAYOUTS, Layout, coords_file, thumbnail_file
 from slides.paths import find_slides
-from slides.slide import open_slide
+from slides.slide import Slide, open_slide
 from slides.thumbnail import save_grid_thumbnail
-from slides.tissue import detect_tissue
+from slides.tissue import TissueMask, detect_tissue
 
 ERROR_LOG = "errors.log"
+
+
+def explain_empty_grid(slide: Slide, grid: TileGrid, tissue: TissueMask, min_tissue: float) -> str:
+    """Why a slide got no tiles, and the option that would give it some."""
+    _, size_level0, _ = grid_geometry(slide, grid.mpp, grid.size)
+    width0, height0 = slide.dimensions
+    if width0 < size_level0 or height0 < size_level0:
+        return (
+            f"the slide ({width0} x {height0} px at {slide.mpp:.3g} um/px) is smaller than one "
+            f"{grid.size} px tile at {grid.mpp} um/px; lower --size or --mpp, or check --slide-mpp"
+        )
+    if tissue.area_fraction == 0:
+        return (
+            "no tissue was detected on the thumbnail (faint or unusual staining?); "
+            "--min-tissue 0 keeps every tile"
+        )
+    every = make_grid(slide, grid.mpp, grid.size, grid.overlap, 0.0)
+    best = float(tissue.fractions(every.coords, size_level0, size_level0).max())
+    suggest = max(0.0, np.floor(best * 20) / 20)  # a round value that keeps the best tiles
+    return (
+        f"tissue covers {tissue.area_fraction:.1%} of the slide, but no tile reaches "
+        f"--min-tissue {min_tissue} (the best tile has {best:.0%} tissue); loosen the "
+        f"threshold, e.g. --min-tissue {suggest:g}, or --min-tissue 0 to keep every tile"
+    )
 
 
 def tile_slide(
@@ -37,10 +62,16 @@ def tile_slide(
 
     `layout` `flat` writes `<out>/<name>.h5` and `<out>/<name>.png`; `trident` writes TRIDENT's
     `<out>/patches/<name>_patches.h5` and `<out>/visualization/<name>.png`.
+
+    A slide without tiles is still written (an empty grid marks it done), with a warning on
+    stderr that says why it has none and how to loosen the tissue threshold.
     """
     with open_slide(path, mpp=slide_mpp) as slide:
         tissue = detect_tissue(slide)
         grid = make_grid(slide, mpp, size, overlap, min_tissue, tissue)
+        if len(grid) == 0:
+            hint = explain_empty_grid(slide, grid, tissue, min_tissue)
+            tqdm.write(f"warning: {path.name}: 0 tissue tiles: {hint}", file=sys.stderr)
         save_grid_thumbnail(thumbnail_file(out, slide.name, layout), slide, grid)
         # written last: its presence means "done"
         save_grid(coords_file(out, slide.name, layout), grid)
@@ -98,7 +129,7 @@ def run_tile(args: argparse.Namespace) -> int:
     paths = find_slides(args.source, exclude=[out])
     _check_unique(paths)
     out.mkdir(parents=True, exist_ok=True)
-    done = skipped = failed = tiles = 0
+    done = skipped = failed = tiles = empty = 0
     bar = tqdm(paths, desc="tiling", unit="slide")
     for path in bar:
         bar.set_postfix_str(path.name)
@@ -110,7 +141,7 @@ def run_tile(args: argparse.Namespace) -> int:
             skipped += 1
             continue
         try:
-            tiles += tile_slide(
+            n = tile_slide(
                 path,
                 out,
                 args.mpp,
@@ -120,6 +151,8 @@ def run_tile(args: argparse.Namespace) -> int:
                 args.slide_mpp,
                 args.layout,
             )
+            tiles += n
+            empty += n == 0
             done += 1
         except Exception as err:
             if not args.skip_errors and not isinstance(err, SlideError):
@@ -136,7 +169,9 @@ def run_tile(args: argparse.Namespace) -> int:
             tqdm.write(f"skipped {path.name}: {message}", file=sys.stderr)
     bar.close()
     print(
-        f"{done} slide(s) tiled ({tiles} tiles), {skipped} already done, {failed} failed"
+        f"{done} slide(s) tiled ({tiles} tiles"
+        + (f"; {empty} with none, see the warnings" if empty else "")
+        + f"), {skipped} already done, {failed} failed"
         + (f" (see {out / ERROR_LOG})" if failed else "")
         + f"; outputs in {out}"
     )
