@@ -32,15 +32,29 @@ class ResolvedModel:
 
     Args:
         backbone: the model; takes uint8 (B, 3, H, W) crops and normalises them itself.
-        encoder: the name stored as the `encoder` attribute.
+        encoder: the name stored as the `encoder` attribute: the architecture, and for a
+            folder or checkpoint also `<run>/<folder or file>`, so a run's student (`export`)
+            and teacher (`teacher`) and two runs' students all get different names.
         weights_sha256: sha256 of the weights file, or `random-init`.
         source: what `--model` resolved to: `export`, `checkpoint`, `preset` or `timm`.
+        arch: the timm architecture.
+        origin: the resolved path of the export folder or checkpoint ("" for a name).
+        role: what the export says it holds (`ema`, `student`, `random-init teacher`), if known.
     """
 
     backbone: Backbone
     encoder: str
     weights_sha256: str
     source: str
+    arch: str = ""
+    origin: str = ""
+    role: str = ""
+
+
+def _run_name(path: Path) -> str:
+    """`<run>/<name>` of a model file or folder; a checkpoint's run is above `checkpoints/`."""
+    parent = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+    return f"{parent.name}/{path.name}" if parent.name else path.name
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -88,7 +102,7 @@ def resolve_model(
 
 
 def _from_export(path: Path, weights: object, kwargs: dict[str, Any]) -> ResolvedModel:
-    from vitkd.models import load_exported
+    from vitkd.models import load_exported, read_config
 
     if weights is not None or kwargs:
         raise ModelResolutionError(
@@ -102,7 +116,18 @@ def _from_export(path: Path, weights: object, kwargs: dict[str, Any]) -> Resolve
             "`python -m vitkd.export`."
         )
     backbone = load_exported(path)
-    return ResolvedModel(backbone, path.resolve().name, sha256_file(weights_file), "export")
+    path = path.resolve()
+    role = str(read_config(path).get("vitkd", {}).get("source", ""))
+    arch = backbone.spec.arch
+    return ResolvedModel(
+        backbone,
+        f"{arch} ({_run_name(path)})",
+        sha256_file(weights_file),
+        "export",
+        arch=arch,
+        origin=str(path),
+        role=role,
+    )
 
 
 def _from_checkpoint(
@@ -121,7 +146,17 @@ def _from_checkpoint(
     from vitkd.export import backbone_from_checkpoint
 
     backbone = backbone_from_checkpoint(path, which=which)
-    return ResolvedModel(backbone, f"{path.stem}:{which}", sha256_file(path), "checkpoint")
+    path = path.resolve()
+    arch = backbone.spec.arch
+    return ResolvedModel(
+        backbone,
+        f"{arch} ({_run_name(path.with_name(path.stem))}:{which})",
+        sha256_file(path),
+        "checkpoint",
+        arch=arch,
+        origin=str(path),
+        role=which,
+    )
 
 
 def _from_name(name: str, weights: object, kwargs: dict[str, Any]) -> ResolvedModel:
@@ -139,10 +174,10 @@ def _from_name(name: str, weights: object, kwargs: dict[str, Any]) -> ResolvedMo
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(RANDOM_INIT_SEED)
             backbone = build_backbone(name, **kwargs)
-        return ResolvedModel(backbone, name, RANDOM_INIT, source)
+        return ResolvedModel(backbone, name, RANDOM_INIT, source, arch=backbone.spec.arch)
     weights = Path(weights).expanduser()
     backbone = build_backbone(name, weights=weights, **kwargs)
-    return ResolvedModel(backbone, name, _weights_digest(weights), source)
+    return ResolvedModel(backbone, name, _weights_digest(weights), source, arch=backbone.spec.arch)
 
 
 def _weights_digest(weights: Path) -> str:

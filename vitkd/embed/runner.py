@@ -60,6 +60,14 @@ def features_attrs(
         "patch_size": int(size),
         "encoder_spec": json.dumps(resolved.backbone.spec.to_dict(), sort_keys=True),
     }
+    # Where the weights came from, so files of different runs can be told apart later.
+    for key, value in (
+        ("encoder_arch", resolved.arch),
+        ("encoder_path", resolved.origin),
+        ("encoder_role", resolved.role),
+    ):
+        if value:
+            attrs[key] = value
     if source.kind == "slide":
         attrs["mpp"] = float(cfg.mpp)
     return attrs

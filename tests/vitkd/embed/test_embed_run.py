@@ -52,7 +52,8 @@ def test_features_equal_direct_forward_and_coords_equal_grid(
         assert (c_attrs["level0_width"], c_attrs["level0_height"]) == tuple(slide.dimensions)
         assert c_attrs["name"] == slide_path.stem
         assert c_attrs["target_magnification"] == pytest.approx(grid.target_magnification)
-        assert f_attrs["encoder"] == "tiny-vit"
+        assert f_attrs["encoder"] == f"{TINY_ARCH} ({tiny_model_dir.parent.name}/tiny-vit)"
+        assert f_attrs["encoder_arch"] == TINY_ARCH
         assert f_attrs["tokens"] == "cls"
         assert f_attrs["weights_sha256"] == sha256_file(tiny_model_dir / "model.safetensors")
         assert f_attrs["mpp"] == MPP and f_attrs["patch_size"] == TILE
@@ -173,7 +174,7 @@ def test_vitkd_checkpoint_embeds_with_the_chosen_branch(
         feats, _, attrs, _ = _read(tmp_path / which / "s0.h5")
         with torch.inference_mode():
             np.testing.assert_allclose(feats, model.embed(tiles).numpy(), rtol=1e-4, atol=1e-5)
-        assert attrs["encoder"] == f"run:{which}"
+        assert attrs["encoder"] == f"{TINY_ARCH} ({tmp_path.name}/run:{which})"
         assert attrs["weights_sha256"] == sha256_file(ckpt)
 
 
