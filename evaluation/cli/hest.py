@@ -5,6 +5,7 @@ from pathlib import Path
 
 from evaluation.cli.common import add_out, resolved_args
 from evaluation.hest import HestInputError, load_bench_task, load_table, read_folds, run_hest
+from evaluation.hest.regression import CONSTANT_GENE_POLICIES, HEST_SEED
 from evaluation.outputs import write_run
 
 
@@ -34,7 +35,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     t.add_argument("--log1p", action="store_true", help="apply log1p to the targets (raw counts)")
     p.add_argument("--n-components", type=int, default=256)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=HEST_SEED, help="PCA/ridge random_state (HEST: 1)")
+    p.add_argument(
+        "--constant-gene",
+        choices=list(CONSTANT_GENE_POLICIES),
+        default="nan",
+        help="a gene constant in a test fold: nan makes the mean NaN (HEST), drop leaves it out",
+    )
     add_out(p)
     p.set_defaults(func=run)
 
@@ -54,7 +61,7 @@ def run(args: argparse.Namespace) -> None:
         raise HestInputError(
             "give --bench-task/--embed-dir, or --embeddings, --targets and --splits"
         )
-    result = run_hest(table, folds, args.n_components, args.seed)
+    result = run_hest(table, folds, args.n_components, args.seed, constant_gene=args.constant_gene)
     rows = [
         {
             "fold": f["fold"],
@@ -74,5 +81,6 @@ def run(args: argparse.Namespace) -> None:
         table="folds.csv",
     )
     print(
-        f"pearson_mean={result['pearson_mean']:.4f} +- {result['pearson_std']:.4f} over {len(folds)} folds -> {args.out}"
+        f"pearson_mean={result['pearson_mean']:.4f} +- {result['pearson_std']:.4f} over {len(folds)} folds "
+        f"(constant genes: {args.constant_gene}) -> {args.out}"
     )

@@ -7,10 +7,17 @@ from evaluation.hest.inputs import (
     load_table,
     read_folds,
 )
-from evaluation.hest.regression import hest_fold, summarise_folds
+from evaluation.hest.regression import (
+    CONSTANT_GENE_POLICIES,
+    HEST_SEED,
+    hest_fold,
+    summarise_folds,
+)
 from evaluation.hest.run import run_hest
 
 __all__ = [
+    "CONSTANT_GENE_POLICIES",
+    "HEST_SEED",
     "HestInputError",
     "HestTable",
     "hest_fold",
