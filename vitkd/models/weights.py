@@ -6,6 +6,7 @@ import importlib
 import json
 import logging
 import pickle
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -25,6 +26,7 @@ FOLDER_FILES = (
 _SHARD_INDEX = "model.safetensors.index.json"
 _WRAPPER_KEYS = ("state_dict", "model", "module")
 _PREFIXES = ("module.", "model.")
+_COMPILED = re.compile(r"(?:^|(?<=\.))_orig_mod\.")
 _SHOW = 10
 
 
@@ -60,7 +62,7 @@ def _resolve_file(path: Path) -> list[Path]:
 
 
 def _unwrap(obj: object, path: Path) -> dict[str, Tensor]:
-    """Strip training wrappers ({"state_dict": ...}, DDP "module." prefixes) where unambiguous."""
+    """Strip training wrappers ({"state_dict": ...}, DDP "module.", compile "_orig_mod.") where unambiguous."""
     while isinstance(obj, Mapping) and not all(isinstance(v, Tensor) for v in obj.values()):
         wrapped = [k for k in _WRAPPER_KEYS if isinstance(obj.get(k), Mapping)]
         if len(wrapped) != 1:
@@ -74,7 +76,9 @@ def _unwrap(obj: object, path: Path) -> dict[str, Tensor]:
         raise WeightsMismatchError(
             f"{path}: holds a {type(obj).__name__}, not a state dict (mapping of name -> tensor)"
         )
-    state = dict(obj)
+    # torch.compile wraps a module as `_orig_mod` (at the top or under a wrapper attribute);
+    # the segment never names a real parameter, so it is dropped wherever it occurs, as timm does.
+    state = {_COMPILED.sub("", k) if isinstance(k, str) else k: v for k, v in obj.items()}
     for prefix in _PREFIXES:
         if state and all(k.startswith(prefix) for k in state):
             state = {k[len(prefix) :]: v for k, v in state.items()}
