@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,14 +10,19 @@ from typing import Literal
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import ConcatDataset, DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset
 from typing_extensions import override
 
 import slides
 from vitkd.data.collate import MaskConfig, MultiCropCollate
+from vitkd.data.coords_files import match_coords, missing_coords_message, read_coords_count
+from vitkd.data.holdout import holdout_indices, split_holdout
 from vitkd.data.multicrop import MultiCrop
 from vitkd.data.multicrop_dataset import MultiCropDataset
+from vitkd.data.rank_agreement import FAILED, agree_on_counts, world
 from vitkd.data.sampler import DrawSampler, StepResumedLoader
+from vitkd.data.slide_tiles import IndexTiles, SlideTileReader
+from vitkd.data.tile_index import TileIndex
 
 log = logging.getLogger(__name__)
 
@@ -55,20 +59,32 @@ class TileSource:
 
     Args:
         slides: slide files, folders or CSV files of paths; `None` and no `tiles`: the sample slide.
+            With `coords`: the slides the coords files were made from.
+        coords: a folder of precomputed coords files, so tiling happens once, before training:
+            `python -m slides tile SLIDES --out DIR` (`DIR/<slide>.h5`) or a TRIDENT patch job
+            (`DIR/patches/<slide>_patches.h5`). Each file is matched to the slide of the same
+            file stem in `slides`; a slide without one is an error (skipped with
+            `skip_errors`). The files must be for `tile_size` (and `mpp`, where recorded).
         tiles: a folder of tile images instead of slides.
         mpp: target resolution in micrometres per pixel.
         tile_size: side of the tiles read from the slides.
+        overlap: pixels shared by neighbouring grid tiles (more, overlapping tiles from few
+            slides).
         min_tissue: minimum tissue fraction of a tile.
         slide_mpp: override for slides whose files carry no resolution.
         holdout_fraction: share of grid tiles held out of training (fidelity is measured there).
-        holdout_max_tiles: cap on the held-out tiles.
-        skip_errors: log and skip unreadable slides instead of stopping.
+        holdout_max_tiles: cap on the held-out tiles over all slides, which are spread over the
+            slides in proportion to their tiles.
+        skip_errors: log and skip unreadable slides instead of stopping. Under DDP a slide
+            that failed on any rank is left out on every rank, so all ranks see the same tiles.
     """
 
     slides: list[str] | None = None
+    coords: str | None = None
     tiles: str | None = None
     mpp: float = 0.5
     tile_size: int = 224
+    overlap: int = 0
     min_tissue: float = 0.5
     slide_mpp: float | None = None
     holdout_fraction: float = 0.1
@@ -82,11 +98,7 @@ DEFAULT_CROPS = CropConfig()
 DEFAULT_MASKING = MaskConfig()
 
 
-def split_holdout(n: int, fraction: float, cap: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Deterministic split of `n` tile indices into (train, holdout)."""
-    n_hold = min(cap, round(n * fraction)) if n > 1 else 0
-    order = np.random.default_rng(seed).permutation(n)
-    return np.sort(order[n_hold:]), np.sort(order[:n_hold])
+__all__ = ["CropConfig", "DistillDataModule", "TileSource", "split_holdout"]
 
 
 class DistillDataModule(L.LightningDataModule):
@@ -141,10 +153,17 @@ class DistillDataModule(L.LightningDataModule):
         self._device_crop = None
         self.train_tiles: Dataset | None = None
         self.holdout_tiles: Dataset | None = None
+        self.tile_index: TileIndex | None = None
 
     def slide_paths(self) -> list[Path]:
         """The slides to tile: the configured ones, or the shipped sample slide."""
         if self.source.slides is None:
+            if self.source.coords is not None:
+                raise ValueError(
+                    f"data.source.coords={self.source.coords} needs data.source.slides: the "
+                    "slide files (or folders, or CSVs) the coords files were made from, matched "
+                    "by file stem"
+                )
             return [Path(slides.SAMPLE_SLIDE)]
         if not self.source.slides:
             raise ValueError(
@@ -182,39 +201,62 @@ class DistillDataModule(L.LightningDataModule):
             )
 
     def _setup_slides(self) -> None:
-        train_parts: list[Dataset] = []
-        hold_parts: list[Dataset] = []
-        for i, path in enumerate(self.slide_paths()):
+        paths = self.slide_paths()
+        counts = np.full(len(paths), FAILED, np.int64)
+        grids: list[Path | slides.TileGrid | None] = [None] * len(paths)
+        errors: dict[int, str] = {}
+        coords = self._coords_files(paths)
+        alone = world()[0] == 1
+        for i, path in enumerate(paths):
             try:
-                with slides.open_slide(path, mpp=self.source.slide_mpp) as slide:
-                    grid = slides.make_grid(
-                        slide,
-                        mpp=self.source.mpp,
-                        size=self.source.tile_size,
-                        min_tissue=self.source.min_tissue,
-                    )
+                grids[i], counts[i] = self._slide_tiles(path, coords[i] if coords else None)
             except (slides.SlideError, OSError, ValueError) as err:
-                if not self.source.skip_errors:
+                if alone and not self.source.skip_errors:
                     raise
-                log.warning("skipping slide %s: %s", path, err)
-                continue
-            train, hold = split_holdout(
-                len(grid.coords),
-                self.source.holdout_fraction,
-                self.source.holdout_max_tiles,
-                self.seed + i,
-            )
-            if len(train):
-                sub = dataclasses.replace(grid, coords=grid.coords[train])
-                train_parts.append(slides.GridTiles(path, sub))
-            if len(hold):
-                sub = dataclasses.replace(grid, coords=grid.coords[hold])
-                hold_parts.append(slides.GridTiles(path, sub))
-        self.train_tiles = ConcatDataset(train_parts) if train_parts else _Empty()
-        self.holdout_tiles = ConcatDataset(hold_parts) if hold_parts else _Empty()
-        log.info(
-            "tiles: %d for training, %d held out", len(self.train_tiles), len(self.holdout_tiles)
+                errors[i] = str(err)
+        # every rank keeps the same slides, whatever failed where (a collective under DDP)
+        counts = agree_on_counts(counts, errors, paths, self.source.skip_errors)
+        keep = np.flatnonzero(counts != FAILED)
+        index = TileIndex([paths[i] for i in keep], [grids[i] for i in keep], counts[keep])
+        held = holdout_indices(
+            len(index), self.source.holdout_fraction, self.source.holdout_max_tiles, self.seed
         )
+        reader = SlideTileReader(index, self.source.mpp, slide_mpp=self.source.slide_mpp)
+        self.tile_index = index
+        self.train_tiles = IndexTiles(reader, exclude=held)
+        self.holdout_tiles = IndexTiles(reader, only=held)
+        log.info(
+            "tiles: %d for training, %d held out, from %d slides",
+            len(self.train_tiles),
+            len(self.holdout_tiles),
+            len(keep),
+        )
+
+    def _coords_files(self, paths: list[Path]) -> list[Path | None] | None:
+        """Each slide's coords file when `source.coords` is set (`None` where missing)."""
+        if self.source.coords is None:
+            return None
+        files = match_coords(paths, self.source.coords)
+        self._coords_missing = (sum(f is None for f in files), len(files))
+        return files
+
+    def _slide_tiles(self, path: Path, coords: Path | None) -> tuple[Path | slides.TileGrid, int]:
+        """(coords file or grid, tile count) of one slide; raises when it cannot be used."""
+        if self.source.coords is not None:
+            if coords is None:
+                raise slides.SlideNotFoundError(
+                    missing_coords_message(path, self.source.coords, *self._coords_missing)
+                )
+            return coords, read_coords_count(coords, self.source.tile_size, self.source.mpp)
+        with slides.open_slide(path, mpp=self.source.slide_mpp) as slide:
+            grid = slides.make_grid(
+                slide,
+                mpp=self.source.mpp,
+                size=self.source.tile_size,
+                overlap=self.source.overlap,
+                min_tissue=self.source.min_tissue,
+            )
+        return grid, len(grid)
 
     def multicrop(self) -> MultiCrop:
         """The multi-crop transform of this configuration."""
@@ -328,14 +370,6 @@ class _TrainerProgress:
 
     def __call__(self) -> int:
         return self.trainer.global_step * self.trainer.accumulate_grad_batches
-
-
-class _Empty(Dataset):
-    def __len__(self) -> int:
-        return 0
-
-    def __getitem__(self, index: int) -> None:
-        raise IndexError(index)
 
 
 class _ToTensor(Dataset):
