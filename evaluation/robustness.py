@@ -10,7 +10,7 @@ import torch
 from tqdm.auto import tqdm
 
 from evaluation.encoder import embed_images
-from evaluation.plism import DEFAULT_TOP_K, PlismResult, evaluate_slides
+from evaluation.plism import DEFAULT_TOP_K, PlismResult, evaluate_slides, usable_top_k
 
 if TYPE_CHECKING:
     from vitkd.data.augment import ConditionSimulator
@@ -107,7 +107,7 @@ def robustness_results(
     bar = tqdm(total=sum(n_pairs.values()), desc="PLISM pairs", unit="pair")
     for model, per_cond in feats.items():
         n = len(next(iter(per_cond.values())))
-        ks = [k for k in top_k if k <= 2 * n - 1]
+        ks, _ = usable_top_k(top_k, n)  # the result's leaderboard_note says what is missing
         bar.set_postfix_str(model)
         out[model] = evaluate_slides(
             per_cond, conds, ks, dtype=dtype, progress=False, on_pair=lambda _: bar.update(1)

@@ -101,6 +101,45 @@ class PlismResult:
     metric_names: list[str] = field(default_factory=list)
     leaderboard_3dp: float | None = None
     """The score with plismbench's rounding: medians to 3 decimals, then the mean to 3 decimals."""
+    leaderboard_note: str | None = None
+    """Why `leaderboard` is None (e.g. "no cross-staining pairs"); None when there is a score."""
+
+
+def usable_top_k(top_k: Sequence[int], n_tiles: int) -> tuple[list[int], str | None]:
+    """The k values that `n_tiles` registered tiles allow (k <= 2n - 1), and a note on the rest.
+
+    Top-k retrieves among the other 2n - 1 tiles of a slide pair, so a small set (a region
+    imaged by a few scanners) cannot have top-10 with 5 tiles; such k are dropped, not an error.
+    """
+    limit = 2 * n_tiles - 1
+    kept = [int(k) for k in top_k if 1 <= k <= limit]
+    dropped = [int(k) for k in top_k if k not in kept]
+    if not dropped:
+        return kept, None
+    return kept, (
+        f"top-k for k = {dropped} skipped: {n_tiles} tiles per slide give at most "
+        f"{limit} neighbours (k <= 2n - 1); the leaderboard's top-10 needs at least 6 tiles"
+    )
+
+
+def leaderboard_gap(
+    summary: Mapping[str, Mapping[str, Mapping[str, object]]], top_k: Sequence[int]
+) -> str | None:
+    """Why the leaderboard score cannot be computed from `summary`, or None when it can."""
+    if 10 not in top_k:
+        return "needs top-10 accuracy (--top-k without 10, or fewer than 6 tiles per slide)"
+    empty = [
+        g.replace("_", "-")
+        for g in GROUPS[1:]
+        if not summary.get(g, {}).get("top_10_accuracy", {}).get("n")
+    ]
+    if empty:
+        return (
+            f"no {' / '.join(empty)} pairs: the score needs slides that differ in scanner, in "
+            "staining and in both (each condition's staining and scanner come from its name "
+            "'<staining>_<scanner>' or the conditions CSV)"
+        )
+    return None
 
 
 def summarise(
@@ -185,7 +224,8 @@ def evaluate_slides(
         if on_pair is not None:
             on_pair(row)
     summary = summarise(rows, metric_names)
-    has_all = 10 in top_k and all(summary[g]["top_10_accuracy"]["n"] > 0 for g in GROUPS[1:])
+    gap = leaderboard_gap(summary, top_k)
+    has_all = gap is None
     score = leaderboard_score(summary) if has_all else None
     score_3dp = leaderboard_score(summary, decimals=3) if has_all else None
     return PlismResult(
@@ -194,4 +234,5 @@ def evaluate_slides(
         leaderboard=score,
         metric_names=metric_names,
         leaderboard_3dp=score_3dp,
+        leaderboard_note=gap,
     )

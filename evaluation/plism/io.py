@@ -9,6 +9,7 @@ import h5py
 import numpy as np
 
 from evaluation.plism.groups import Condition
+from evaluation.plism.register import RegistrationError, register_tiles
 
 
 class SlideSetError(ValueError):
@@ -30,6 +31,18 @@ def read_h5_features(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
             f"{path}: features {feats.shape} and coords {coords.shape} do not match (N, D) / (N, 2)"
         )
     return feats, coords
+
+
+def read_encoder_name(files: Iterable[str | Path]) -> str | None:
+    """The ``encoder`` attribute the embedding files agree on (vitkd.embed writes it), else None."""
+    names = set()
+    for path in map(Path, files):
+        if path.suffix != ".h5":
+            return None
+        with h5py.File(path, "r") as f:
+            value = f["features"].attrs.get("encoder") if "features" in f else None
+        names.add(value.decode() if isinstance(value, bytes) else value)
+    return names.pop() if len(names) == 1 else None
 
 
 def read_plismbench_features(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
@@ -103,34 +116,38 @@ def load_slide_set(
     files: Mapping[str, Path],
     conditions: Mapping[str, Condition] | None = None,
     tiles_subset: np.ndarray | None = None,
+    tolerance: int = 0,
+    notes: list[str] | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, Condition], np.ndarray]:
-    """Load and align registered slides: rows sorted by (x, y), identical coords required.
+    """Load and align registered slides: tiles matched by position, rows sorted by (x, y).
 
     Args:
         files: slide name -> .h5 or features.npy path.
         conditions: slide name -> (staining, scanner); parsed from the names when None.
-        tiles_subset: optional row indices (after sorting) to keep, like plismbench's tile subsets.
+        tiles_subset: optional row indices (after sorting) to keep, like plismbench's subsets.
+        tolerance: pixels by which one tile's position may differ between slides; tiles that
+            not every slide has are dropped (see :func:`register_tiles`).
+        notes: when given, a line is appended for every slide that lost tiles.
 
     Returns:
         features per slide (float32), conditions per slide, and the shared (n, 2) coords.
     """
     if not files:
         raise SlideSetError("no slide feature files given")
-    feats: dict[str, np.ndarray] = {}
-    ref_coords: np.ndarray | None = None
-    ref_name = ""
+    loaded = {}
     for name, path in sorted(files.items()):
         f, c = read_plismbench_features(path) if path.suffix == ".npy" else read_h5_features(path)
-        f, c = _sorted_by_xy(f.astype(np.float32, copy=False), c)
-        if ref_coords is None:
-            ref_coords, ref_name = c, name
-        elif c.shape != ref_coords.shape or not np.array_equal(c, ref_coords):
-            raise SlideSetError(
-                f"slide {name!r} ({path}) does not have the same tile coordinates as {ref_name!r}: PLISM "
-                "compares registered slides tile by tile; embed every slide on the same coords"
-            )
-        feats[name] = f
-    ref_coords = np.asarray(ref_coords)
+        loaded[name] = (f.astype(np.float32, copy=False), c)
+    try:
+        feats, ref_coords, dropped = register_tiles(loaded, tolerance)
+    except RegistrationError as err:
+        raise SlideSetError(f"{err} (files: {sorted(str(p) for p in files.values())})") from err
+    if notes is not None:
+        notes += [
+            f"{name}: {n} of {len(loaded[name][1])} tiles dropped (not in every slide)"
+            for name, n in dropped.items()
+            if n
+        ]
     if tiles_subset is not None:
         idx = np.asarray(tiles_subset, dtype=np.int64)
         if idx.ndim != 1 or idx.size == 0 or idx.min() < 0 or idx.max() >= ref_coords.shape[0]:

@@ -101,6 +101,10 @@ def robustness_section(run: Run, out: Path) -> Section:
 def plism_section(runs: Sequence[Run], out: Path) -> Section:
     """PLISM runs side by side (one column per run)."""
     sec = Section("PLISM")
+    # Run folders can share a name; the encoder recorded in the embeddings tells them apart.
+    encoders = [f"{r.label}: {r.results['encoder']}" for r in runs if r.results.get("encoder")]
+    if encoders:
+        sec.blocks.append("Encoders — " + "; ".join(encoders))
     summaries = {r.label: r.results["summary"] for r in runs}
     sec.blocks.append(
         plism_table(

@@ -95,3 +95,73 @@ def test_robustness_shows_one_progress_bar_at_a_time(tmp_path, tiny_models, monk
     assert most[0] == 1
     assert total[0] == 3  # reading tiles, embedding, PLISM pairs
     assert (tmp_path / "rob" / "results.json").is_file()
+
+
+def _scanner_folders(root, rng, n_side: int = 3) -> None:
+    """One region imaged by 5 scanners, embedded per scanner: `<root>/<scanner>/region.h5`.
+
+    Like real scans: images a few pixels apart in size lose an edge column, tissue detection
+    keeps different tiles, and one scanner's grid sits 2 px off.
+    """
+    import h5py
+
+    full = np.array([[224 * i, 224 * j] for i in range(n_side) for j in range(n_side)])
+    base = rng.normal(size=(len(full), 8)).astype(np.float32)
+    for s, scanner in enumerate(("AT2", "GT450", "S360", "P1000", "KF")):
+        keep = np.ones(len(full), dtype=bool)
+        keep[s % len(full)] = s == 0  # each scanner but the first misses one tile
+        coords = full[keep] + (2 if scanner == "KF" else 0)
+        feats = base[keep] + 0.2 * rng.normal(size=(keep.sum(), 8)).astype(np.float32)
+        order = rng.permutation(len(coords))
+        (root / scanner).mkdir(parents=True)
+        with h5py.File(root / scanner / "region.h5", "w") as f:
+            f["features"] = feats[order]
+            f["features"].attrs["encoder"] = "vit_small (run1/export)"
+            f["coords"] = coords[order].astype(np.int64)
+
+
+def test_plism_on_a_small_multi_scanner_set(tmp_path, capsys) -> None:
+    """No renaming, no shared grid, no cropping, default --top-k: the folders are the input."""
+    _scanner_folders(tmp_path / "emb", np.random.default_rng(0))
+    out = tmp_path / "plism"
+    main(["plism", str(tmp_path / "emb"), "--out", str(out)])
+    captured = capsys.readouterr()
+    results = json.loads((out / "results.json").read_text())
+    assert results["n_slides"] == 5 and results["n_pairs"] == 10
+    assert results["n_tiles"] == 9 - 4  # tiles every scanner has
+    assert results["top_k"] == [1, 3, 5]
+    assert "k = [10] skipped" in captured.err and "tiles dropped" in captured.err
+    assert results["leaderboard"] is None
+    assert "top-10" in results["leaderboard_note"]
+    assert "leaderboard=None (needs top-10" in captured.out
+    assert results["encoder"] == "vit_small (run1/export)"
+    assert results["summary"]["cross_staining"]["cosine_similarity"]["n"] == 0
+
+    main(["report", str(out), "--out", str(tmp_path / "report")])
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert "no pairs" in page and "needs top-10" in page
+    assert "vit_small (run1/export)" in page
+
+
+def test_plism_condition_csv_and_missing_file(tmp_path) -> None:
+    import pytest
+
+    from evaluation.plism import SlideSetError
+    from evaluation.plism.conditions import read_condition_csv
+
+    _scanner_folders(tmp_path / "emb", np.random.default_rng(1), n_side=4)
+    rows = [f"emb/{s}/region.h5,{s},HE,{s}" for s in ("AT2", "GT450", "S360")]
+    (tmp_path / "set.csv").write_text("path,condition,staining,scanner\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "plism"
+    main(["plism", str(tmp_path / "set.csv"), "--out", str(out)])
+    results = json.loads((out / "results.json").read_text())
+    assert results["n_slides"] == 3 and results["top_k"] == [1, 3, 5, 10]
+    assert "cross-staining" in results["leaderboard_note"]
+
+    (tmp_path / "emb" / "GT450" / "region.h5").rename(tmp_path / "emb" / "GT450" / "other.h5")
+    with pytest.raises(SlideSetError, match="'other' is missing under .*the same name"):
+        from evaluation.plism.conditions import find_condition_folders
+
+        find_condition_folders(tmp_path / "emb")
+    with pytest.raises(SlideSetError, match="no such file"):
+        read_condition_csv(tmp_path / "set.csv")
