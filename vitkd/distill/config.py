@@ -51,11 +51,14 @@ class StudentConfig:
 
     Args:
         name: preset (`h0-mini`) or any timm architecture name.
+        weights: local weights to start from (continued pretraining, a previous stage's export);
+            `None` is timm's random init.
         kwargs: extra timm constructor arguments (e.g. `drop_path_rate`).
         grad_checkpointing: recompute activations in the backward pass to save memory.
     """
 
     name: str = "h0-mini"
+    weights: str | None = None
     kwargs: dict[str, Any] = field(default_factory=dict)
     grad_checkpointing: bool = False
 

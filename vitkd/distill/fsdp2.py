@@ -69,6 +69,13 @@ class DistillFSDP2Strategy(ModelParallelStrategy):
 
     def shard(self, module: nn.Module) -> None:
         """Apply FSDP2 to a `DistillationModule` (called from its `configure_model`)."""
+        if getattr(module, "self_distill", False):
+            # the EMA teacher heads would need their own shard units and a sharded EMA update;
+            # not built yet, so say so rather than fail inside a collective
+            raise ValueError(
+                "model.targets: self (self-distillation pretraining) does not run under "
+                "DistillFSDP2Strategy yet; use trainer.strategy: ddp"
+            )
         shard_distillation_module(
             module, self.device_mesh["data_parallel"], self.reshard_after_forward
         )

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 from typing_extensions import override
 
+from vitkd.distill.collapse import CollapseMonitor
 from vitkd.distill.config import (
     HeadConfig,
     LossConfig,
@@ -53,7 +54,7 @@ class NonFiniteLossError(RuntimeError):
 
 
 class DistillationModule(L.LightningModule):
-    """Distil a frozen teacher backbone into a student.
+    """Distil a frozen teacher backbone into a student, or pretrain one by self-distillation.
 
     Invariants:
 
@@ -67,6 +68,12 @@ class DistillationModule(L.LightningModule):
       weight decay (cosine), teacher temperature (linear warm-up), EMA momentum (cosine).
     - The EMA shadow of the student is updated after every optimiser step and is the exported
       model.
+    - `targets: self` is DINOv2 pretraining: there is no frozen teacher; the teacher is the EMA
+      shadow with the EMA of the student's DINO/iBOT heads (Sinkhorn-Knopp or softmax centring,
+      KoLeo, multi-crop, iBOT masking as in distillation). The shadow and its heads are never
+      in the optimiser, run in eval mode, and are saved in checkpoints (they are the teacher).
+    - With prototypes, collapse is watched every step (`collapse/*` in the logs) and a
+      collapsed run warns loudly (`vitkd.distill.collapse`).
     - A non-finite loss term stops training, naming the step and the term, before the optimiser
       step (so no checkpoint can hold weights it produced).
 
@@ -74,8 +81,10 @@ class DistillationModule(L.LightningModule):
         teacher: the frozen teacher.
         student: the student.
         targets: `features` (teacher tokens; default for a backbone-only teacher), `prototypes`
-            (DINO + iBOT through teacher heads, loaded from `teacher.heads` or fitted first), or
-            `auto` (`prototypes` when `teacher.heads` is given, else `features`).
+            (DINO + iBOT through teacher heads, loaded from `teacher.heads` or fitted first),
+            `self` (self-distillation pretraining, teacher = EMA of the student; the `teacher`
+            block is not used), or `auto` (`prototypes` when `teacher.heads` is given, else
+            `features`).
         losses: loss weights and temperatures.
         heads: prototype heads, adaptors, head fitting.
         optim: optimiser, schedules and EMA.
@@ -87,7 +96,7 @@ class DistillationModule(L.LightningModule):
         self,
         teacher: TeacherConfig = DEFAULT_TEACHER,
         student: StudentConfig = DEFAULT_STUDENT,
-        targets: Literal["auto", "features", "prototypes"] = "auto",
+        targets: Literal["auto", "features", "prototypes", "self"] = "auto",
         losses: LossConfig = DEFAULT_LOSSES,
         heads: HeadConfig = DEFAULT_HEADS,
         optim: OptimConfig = DEFAULT_OPTIM,
@@ -116,46 +125,76 @@ class DistillationModule(L.LightningModule):
         )
         if targets == "auto":
             targets = "prototypes" if self.teacher_cfg.heads else "features"
+        if targets not in ("features", "prototypes", "self"):
+            raise ValueError(
+                f"model.targets={targets!r}: choose 'auto', 'features', 'prototypes' or 'self'"
+            )
         self.targets = targets
+        self.self_distill = targets == "self"
 
         with torch.random.fork_rng():
-            self.teacher: Backbone = build_teacher(
-                self.teacher_cfg.name,
-                self.teacher_cfg.weights,
-                seed=seed,
-                **self.teacher_cfg.kwargs,
-            )
+            if not self.self_distill:
+                self.teacher: Backbone = build_teacher(
+                    self.teacher_cfg.name,
+                    self.teacher_cfg.weights,
+                    seed=seed,
+                    **self.teacher_cfg.kwargs,
+                )
             # another stream than the random teacher's: the same seed would make the student's
             # first weights a copy of the teacher's and fake a high fidelity at initialisation
             torch.manual_seed(seed + 1)
             # a mask token only where iBOT masks the student: DDP rejects unused parameters
-            masked = self.targets == "prototypes" and self.losses.ibot > 0
+            masked = self.targets in ("prototypes", "self") and self.losses.ibot > 0
             self.student: Backbone = build_student(
-                self.student_cfg.name, with_mask_token=masked, **self.student_cfg.kwargs
+                self.student_cfg.name,
+                self.student_cfg.weights,
+                with_mask_token=masked,
+                **self.student_cfg.kwargs,
             )
             if self.student_cfg.grad_checkpointing:
                 self.student.model.set_grad_checkpointing(True)
-            s_dim, t_dim = self.student.embed_dim, self.teacher.embed_dim
+            s_dim = self.student.embed_dim
             if self.targets == "features":
                 self.objective: nn.Module = FeatureObjective(
-                    s_dim, t_dim, self.losses, self.heads_cfg
+                    s_dim, self.teacher.embed_dim, self.losses, self.heads_cfg
                 )
             else:
                 self.objective = PrototypeObjective(s_dim, self.losses, self.heads_cfg)
-                self.teacher_heads = build_teacher_heads(t_dim, self.heads_cfg, self.losses)
-        check_alignable(self.teacher, self.student, self.teacher.spec.img_size)
+            if self.targets == "prototypes":
+                self.teacher_heads = build_teacher_heads(
+                    self.teacher.embed_dim, self.heads_cfg, self.losses
+                )
+            elif self.self_distill:
+                # DINOv2: the teacher heads start as copies of the student's and follow its EMA
+                heads = {"dino": self.objective.dino_head}
+                if self.losses.ibot:
+                    heads["ibot"] = self.objective.ibot_head
+                self.teacher_heads = copy.deepcopy(nn.ModuleDict(heads))
+                self.teacher_heads.requires_grad_(False).eval()
+        if not self.self_distill:
+            check_alignable(self.teacher, self.student, self.teacher.spec.img_size)
         # taken in fp32 before any cast, so a bf16 teacher on GPU still matches on resume
         self._teacher_fingerprint = self.teacher_fingerprint()
         self.koleo = KoLeoLoss()
+        self.collapse = CollapseMonitor()
+        self._collapse_stats: dict[str, torch.Tensor] = {}
         self.ema = copy.deepcopy(self.student).requires_grad_(False)
+        if self.self_distill:
+            # the shadow is the teacher: eval mode pinned (no drop path), as DINOv2's teacher
+            self.ema.freeze()
         # set once the teacher heads are loaded or fitted; saved, so a resume does not refit
-        self.register_buffer("heads_ready", torch.tensor(False))
+        self.register_buffer("heads_ready", torch.tensor(self.self_distill))
         if self.targets == "prototypes" and self.teacher_cfg.heads:
             load_teacher_heads(self.teacher_heads, self.teacher_cfg.heads)
             self.heads_ready.fill_(True)
         self.teacher_dtype = torch.float32
         self._global_batch: int | None = None
         self._step_images = 0  # images of the current step's batch, for the EMA schedule
+
+    @property
+    def teacher_backbone(self) -> Backbone:
+        """The backbone that gives the targets: the frozen teacher, or the EMA shadow (`self`)."""
+        return self.ema if self.self_distill else self.teacher
 
     # ------------------------------------------------------------------ set-up
     @override
@@ -165,12 +204,14 @@ class DistillationModule(L.LightningModule):
         if wanted == "auto":
             wanted = "bf16" if on_cuda else "fp32"
         self.teacher_dtype = _DTYPES[wanted]
-        self.teacher.to(self.teacher_dtype)
+        if not self.self_distill:
+            # the EMA teacher keeps fp32 weights (tiny EMA steps); it runs under autocast
+            self.teacher.to(self.teacher_dtype)
 
     @override
     def configure_model(self) -> None:
         # after `setup` (the teacher is in its dtype), inside the strategy's context (FSDP)
-        apply_speed(self.student, self.teacher, self.speed)
+        apply_speed(self.student, self.teacher_backbone, self.speed)
         strategy = self._trainer.strategy if self._trainer is not None else None
         if isinstance(strategy, DistillFSDP2Strategy):
             strategy.shard(self)
@@ -253,13 +294,13 @@ class DistillationModule(L.LightningModule):
                 enabled=self.teacher_dtype != torch.float32,
             ),
         ):
-            return self.teacher.forward_tokens(crops)
+            return self.teacher_backbone.forward_tokens(crops)
 
     def compute_losses(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         """Unweighted loss terms of one batch (also used by the benchmarks and tests)."""
         n_images = int(batch["n_images"])
         masks = batch["masks"]
-        use_masks = self.targets == "prototypes" and self.losses.ibot > 0
+        use_masks = self.targets != "features" and self.losses.ibot > 0
         teacher = self.forward_teacher(batch["teacher"])
         student = self.student.forward_tokens(batch["global"], masks if use_masks else None)
         local_cls = None
@@ -269,8 +310,16 @@ class DistillationModule(L.LightningModule):
             terms = self.objective(student, local_cls, teacher, n_images)
         else:
             temp = self.schedule(self.global_step, n_images)["teacher_temp"]
+            self._collapse_stats = {}
             terms = self.objective(
-                student, local_cls, teacher, self.teacher_heads, masks, n_images, temp
+                student,
+                local_cls,
+                teacher,
+                self.teacher_heads,
+                masks,
+                n_images,
+                temp,
+                stats=self._collapse_stats,
             )
         if self.losses.koleo:
             views = student.cls.view(-1, n_images, student.cls.shape[-1])
@@ -296,7 +345,23 @@ class DistillationModule(L.LightningModule):
         self.log("train/loss", total.detach(), prog_bar=True, batch_size=batch_size)
         for name, value in values.items():
             self.log(f"schedule/{name}", value, batch_size=batch_size)
+        self.watch_collapse(batch_size)
         return total
+
+    def watch_collapse(self, batch_size: int) -> None:
+        """Log `collapse/*` (prototype targets) and warn when the run has collapsed."""
+        stats = self._collapse_stats
+        if not stats:
+            return
+        for name, value in stats.items():
+            self.log(f"collapse/{name}", value, batch_size=batch_size)
+        # judged after the teacher-temperature warm-up: sharp early targets are not collapse
+        warm = round(self.losses.warmup_teacher_temp_fraction * self.total_steps())
+        if self.global_step >= warm:
+            # one host sync, only every tenth step
+            if self.global_step % 10 == 0:
+                floats = {k: float(v) for k, v in stats.items()}
+                self.collapse.check(self.global_step, floats)
 
     def check_finite(self, terms: dict[str, torch.Tensor], total: torch.Tensor) -> None:
         """Raise `NonFiniteLossError` on every rank when any rank has a non-finite term."""
@@ -346,10 +411,15 @@ class DistillationModule(L.LightningModule):
         # `global_step` still counts the steps before this one here.
         momentum = self.schedule(self.global_step, self._step_images)["ema_momentum"]
         ema_update(self.ema, self.student, momentum)
+        if self.self_distill:
+            for name, head in self.teacher_heads.items():
+                ema_update(head, getattr(self.objective, f"{name}_head"), momentum)
 
     # ------------------------------------------------------------- checkpoints
     @override
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.self_distill:  # the EMA teacher and its heads are trained state: keep them
+            return
         # the teacher is the local file of the config: do not copy a billion frozen weights
         state = checkpoint["state_dict"]
         for key in [k for k in state if k.startswith("teacher.")]:
@@ -362,6 +432,8 @@ class DistillationModule(L.LightningModule):
 
     @override
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.self_distill:
+            return
         saved = checkpoint.get("vitkd_teacher", {}).get("fingerprint")
         if saved is not None and abs(saved - self._teacher_fingerprint) > 1e-6 * (1 + abs(saved)):
             raise ValueError(
@@ -377,8 +449,11 @@ class DistillationModule(L.LightningModule):
             state[key] = value
 
     def teacher_fingerprint(self) -> float:
-        """A cheap, order-dependent checksum of the teacher weights (float64 sum of a probe)."""
+        """A cheap, order-dependent checksum of the teacher weights (float64 sum of a probe);
+        0 for self-distillation, whose teacher is trained state saved in the checkpoint."""
         total = torch.zeros((), dtype=torch.float64)
+        if self.self_distill:
+            return 0.0
         for i, p in enumerate(self.teacher.parameters()):
             flat = p.detach().reshape(-1)
             total += (flat[:: max(1, flat.numel() // 64)].double().cpu() * (i + 1)).sum()

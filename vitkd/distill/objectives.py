@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from vitkd.distill.collapse import collapse_stats
 from vitkd.distill.config import HeadConfig, LossConfig
 from vitkd.losses import DINOLoss, FeatureLoss, RelationLoss, iBOTPatchLoss
 from vitkd.models import DINOHead, FeatureAdaptor, Tokens, resize_patch_grid
@@ -83,8 +84,8 @@ class FeatureObjective(nn.Module):
 class PrototypeObjective(nn.Module):
     """DINOv2 distillation: DINO on CLS prototypes and iBOT on masked patch prototypes.
 
-    The teacher's heads are frozen (loaded or fitted beforehand); the student has its own DINO
-    and iBOT heads. Teacher targets are centred by Sinkhorn-Knopp or the lagged softmax centre at
+    The teacher's heads are frozen (loaded or fitted beforehand, or the EMA of the student's
+    heads in self-distillation); the student has its own DINO and iBOT heads. Teacher targets are centred by Sinkhorn-Knopp or the lagged softmax centre at
     the scheduled teacher temperature. The iBOT term is always computed, on an empty set of tokens
     when nothing is masked, so every rank runs the same collectives and DDP sees every parameter.
     """
@@ -111,6 +112,7 @@ class PrototypeObjective(nn.Module):
         masks: torch.Tensor,
         n_images: int,
         teacher_temp: float,
+        stats: dict[str, torch.Tensor] | None = None,
     ) -> dict[str, torch.Tensor]:
         """Unweighted loss terms `dino` and `ibot`.
 
@@ -122,6 +124,7 @@ class PrototypeObjective(nn.Module):
             masks: bool (n_g * B, N_student) masked patch positions.
             n_images: B.
             teacher_temp: scheduled teacher temperature.
+            stats: when given, filled with `collapse_stats` of the teacher CLS and DINO targets.
         """
         mode = self.losses.centering
         with torch.no_grad():
@@ -132,6 +135,8 @@ class PrototypeObjective(nn.Module):
         if student_local_cls is not None:
             s_local = _views(self.dino_head(student_local_cls), n_images)
         terms = {"dino": self.dino_loss(s_global, s_local, t_probs)}
+        if stats is not None:
+            stats.update(collapse_stats(teacher.cls, s_global, t_probs))
         if self.losses.ibot:
             with torch.no_grad():
                 t_patches = resize_patch_grid(teacher.patches.float(), teacher.grid, student.grid)

@@ -51,7 +51,8 @@ class RunSummary(L.Callback):
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.started = time.time()
         loader = self._holdout(trainer)
-        if loader is None:
+        if loader is None or pl_module.self_distill:
+            # self-distillation: the teacher is the student's own shadow, no fidelity to measure
             return
         # every rank runs the forwards (collectives under FSDP), only rank 0 scores them
         self.grid = patch_grid(pl_module.student, loader)
@@ -92,7 +93,7 @@ class RunSummary(L.Callback):
         names = [_ADAPTOR] if measured else []
         if self.export:
             names.append("ema")
-            if pl_module.teacher_cfg.weights is None:
+            if not pl_module.self_distill and pl_module.teacher_cfg.weights is None:
                 # a random teacher exists nowhere else: keep it so the run can be evaluated later
                 names.append("teacher")
         weights = _gather(pl_module, names)
@@ -110,7 +111,7 @@ class RunSummary(L.Callback):
             export_dir = export_backbone(
                 pl_module.ema,
                 run_dir / "export",
-                extra={"teacher": pl_module.teacher_cfg.name, "source": "ema"},
+                extra={"teacher": _teacher_name(pl_module), "source": "ema"},
                 state_dict=weights["ema"],
             )
         teacher_dir = None
@@ -124,8 +125,12 @@ class RunSummary(L.Callback):
         window = max(1, len(self.losses) // 10)
         summary = {
             "targets": pl_module.targets,
-            "teacher": pl_module.teacher_cfg.name,
-            "teacher_weights": pl_module.teacher_cfg.weights or "random-init (fixed seed)",
+            "teacher": _teacher_name(pl_module),
+            "teacher_weights": (
+                None
+                if pl_module.self_distill
+                else pl_module.teacher_cfg.weights or "random-init (fixed seed)"
+            ),
             "student": pl_module.student_cfg.name,
             "steps": int(trainer.global_step),
             "seconds": round(time.time() - self.started, 1),
@@ -133,6 +138,7 @@ class RunSummary(L.Callback):
             "loss_end": self.losses[-1] if self.losses else None,
             "loss_start_mean": _mean(self.losses[:window]),
             "loss_end_mean": _mean(self.losses[-window:]),
+            "collapse": {k: float(v) for k, v in pl_module._collapse_stats.items()},
             "fidelity_before": self.before,
             "fidelity_after": after,
             "export": str(export_dir) if export_dir else None,
@@ -146,6 +152,12 @@ class RunSummary(L.Callback):
 
 
 _ADAPTOR = "objective.cls_adaptor"
+
+
+def _teacher_name(pl_module: L.LightningModule) -> str:
+    if pl_module.self_distill:
+        return "self-distillation (EMA of the student)"
+    return pl_module.teacher_cfg.name
 
 
 def _adaptor(pl_module: L.LightningModule) -> torch.nn.Module | None:

@@ -120,7 +120,7 @@ def pure_step(
     precision: str,
 ) -> None:
     """Teacher forward, student forward/backward on all crops and an optimiser step, no losses."""
-    masks = batch["masks"] if module.targets == "prototypes" else None
+    masks = batch["masks"] if module.targets != "features" else None
     module.forward_teacher(batch["teacher"])
     with autocast_for(precision, module.device):
         s = module.student.forward_tokens(batch["global"], masks)
@@ -178,12 +178,12 @@ def count_flops(module: Any, batch: dict[str, Any], n_images: int = 1) -> dict[s
     def first(x: torch.Tensor) -> torch.Tensor:
         return x.view(-1, n, *x.shape[1:])[:, :n_images].reshape(-1, *x.shape[1:])
 
-    masks = first(batch["masks"]) if module.targets == "prototypes" else None
+    masks = first(batch["masks"]) if module.targets != "features" else None
     model = module.student.model
     ckpt = bool(model.grad_checkpointing)
     model.set_grad_checkpointing(False)
     try:
-        with _eager_attention(module.student, module.teacher):
+        with _eager_attention(module.student, module.teacher_backbone):
             with FlopCounterMode(display=False) as teacher_counter:
                 module.forward_teacher(first(batch["teacher"]))
             with FlopCounterMode(display=False) as student_counter:
