@@ -6,20 +6,19 @@ import logging
 import sys
 import time
 import warnings
-from pathlib import Path
 
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 import vitkd  # noqa: F401  (offline environment first)
+from vitkd.config_files import config_path
 from vitkd.data.datamodule import DistillDataModule
 from vitkd.distill.module import DistillationModule
 from vitkd.distill.summary import RunSummary
 
-# the repository's configs/ folder (vitkd is installed editable from its clone)
 DEFAULT_RUNS = "runs"
-DEMO_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
+DEMO_CONFIG = config_path("demo.yaml")  # the wheel's vitkd/configs, or the clone's configs/
 
 
 def _has_tensorboard() -> bool:
