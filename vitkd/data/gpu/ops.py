@@ -142,8 +142,29 @@ def adjust_saturation(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
 
 
 def adjust_hue(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
-    """Hue rotation by ``shift`` turns in YIQ (torchvision rotates in HSV; close for small shifts)."""
-    return color_matrix(x, hue_saturation_matrix(shift, torch.ones_like(shift)))
+    """torchvision's hue: HSV with H moved by ``shift`` turns per crop (same sign, same wrap).
+
+    A YIQ rotation is not the same map, and rotated the other way: at 0.1 turn it was ~20 grey
+    levels off torchvision's (and the CPU pipeline's) result.
+    """
+    maxc, minc = x.amax(dim=1), x.amin(dim=1)
+    chroma = maxc - minc
+    flat = chroma == 0
+    safe = torch.where(flat, torch.ones_like(chroma), chroma)
+    sat = chroma / torch.where(flat, torch.ones_like(maxc), maxc)
+    r, g, b = x.unbind(dim=1)
+    rc, gc, bc = (maxc - r) / safe, (maxc - g) / safe, (maxc - b) / safe
+    is_r = maxc == r
+    is_g = (maxc == g) & ~is_r
+    h6 = torch.where(is_r, bc - gc, torch.where(is_g, 2.0 + rc - bc, 4.0 + gc - rc))
+    h = torch.where(flat, torch.zeros_like(h6), h6) / 6.0
+    h = torch.remainder(h + _col(shift)[:, 0], 1.0)
+    # HSV back to RGB: each channel is v - v s clamp(min(k, 4 - k), 0, 1), k = (n + 6h) mod 6
+    out = []
+    for n in (5.0, 3.0, 1.0):
+        k = torch.remainder(n + 6.0 * h, 6.0)
+        out.append(maxc - maxc * sat * torch.clamp(torch.minimum(k, 4.0 - k), 0.0, 1.0))
+    return torch.stack(out, dim=1).clamp(0.0, 1.0)
 
 
 def color_jitter(x: torch.Tensor, factors: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
