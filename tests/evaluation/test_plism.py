@@ -20,7 +20,7 @@ from evaluation.plism import (
 
 
 def brute_force(a: np.ndarray, b: np.ndarray, ks: tuple[int, ...]) -> dict[str, float]:
-    """The REFERENCE.md definition written as plain Python loops."""
+    """plismbench's definition (owkin/plism-benchmark@172bd8d, ``core_compute_metrics``) as plain loops."""
     n = len(a)
     z = np.concatenate([a, b]).astype(np.float64)
     z /= np.linalg.norm(z, axis=1, keepdims=True)

@@ -1,8 +1,8 @@
 """iBOT block masks for the student's global crops, stratified over the batch as in DINOv2.
 
 Reference: Bao et al., "BEiT" (2022) block-wise masking as used by Zhou et al., "iBOT" (2022) and
-Oquab et al., "DINOv2" (2023), ``dinov2/data/masking.py`` and ``dinov2/data/collate.py``
-(REFERENCE.md section 2).
+Oquab et al., "DINOv2" (2023, https://arxiv.org/abs/2304.07193), facebookresearch/dinov2
+``dinov2/data/masking.py`` and ``dinov2/data/collate.py``.
 """
 
 import math

@@ -8,7 +8,8 @@ from typing import Any
 
 import timm
 
-# H-optimus-0 / H0-mini normalisation (REFERENCE.md section 1).
+# H-optimus-0 / H0-mini normalisation, from the H-optimus-0 model card
+# (https://huggingface.co/bioptimus/H-optimus-0) and H0-mini's (https://huggingface.co/bioptimus/H0-mini).
 PATHOLOGY_MEAN = (0.707223, 0.578729, 0.703617)
 PATHOLOGY_STD = (0.211883, 0.230117, 0.177517)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -95,7 +96,8 @@ PRESETS: dict[str, ModelSpec] = {
         kwargs={
             # DINOv2's SwiGLU hidden width 2/3 * 4 * 768 = 2048, packed (x2) for timm: 4096 / 768,
             # the convention of timm's ViT-g/14 DINOv2 (mlp_ratio 2.66667 * 2); gives the ~86 M
-            # parameters and ~47 GFLOPs per tile of REFERENCE.md (mlp_ratio 4 would give 71.6 M)
+            # parameters of H0-mini (Filiot et al. 2025, https://arxiv.org/abs/2501.16239);
+            # mlp_ratio 4 would give 71.6 M
             "mlp_ratio": 5.33334,
             "mlp_layer": "timm.layers.SwiGLUPacked",
             "act_layer": "torch.nn.SiLU",

@@ -84,7 +84,7 @@ def test_bad_mean_and_non_square_size() -> None:
 
 
 def test_full_size_presets_have_the_reference_parameter_counts() -> None:
-    # REFERENCE.md: H-optimus-0 1.13 B, H0-mini ~86 M (SwiGLU hidden 2048 = DINOv2's 2/3 * 4 * 768)
+    # model cards / Filiot et al. 2025 (arXiv:2501.16239): H-optimus-0 1.13 B, H0-mini ~86 M (SwiGLU hidden 2048 = DINOv2's 2/3 * 4 * 768)
     counts = {}
     for name in ("h-optimus-0", "h0-mini"):
         spec = resolve_spec(name)
