@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import h5py
@@ -60,13 +61,14 @@ def _attr(attrs: h5py.AttributeManager, key: str) -> object:
     return value
 
 
-def load_grid(path: str | Path, slide: Slide | None = None) -> TileGrid:
+def load_grid(path: str | Path, slide: Slide | Callable[[], Slide] | None = None) -> TileGrid:
     """Read a grid written by `save_grid` (or by TRIDENT).
 
     Args:
         path: the HDF5 file.
         slide: needed only for files without our extra attributes (e.g. from TRIDENT), to
-            recompute the read level from the slide's pyramid.
+            recompute the read level from the slide's pyramid; a function returning the slide
+            is called only then.
     """
     path = Path(path)
     if not path.is_file():
@@ -87,6 +89,7 @@ def load_grid(path: str | Path, slide: Slide | None = None) -> TileGrid:
         slide_mpp, mpp = float(attrs["mpp"]), float(attrs["target_mpp"])
         level, read_size = int(attrs["level"]), int(attrs["read_size"])
     elif slide is not None:
+        slide = slide if isinstance(slide, Slide) else slide()
         slide_mpp = slide.mpp
         mpp = slide_mpp * size_level0 / size
         level, _, read_size = grid_geometry(slide, mpp, size)

@@ -75,8 +75,8 @@ class SlideTileReader:
 
     def _load(self, s: int) -> slides.TileGrid:
         path, slide_path = self.index.grids[s], self.index.slides[s]
-        slide = self.slide(s)  # opened anyway to read the tile; TRIDENT's files need its pyramid
-        grid = slides.load_grid(path, slide=slide)
+        # our files are read alone; TRIDENT's lack our level/mpp, which the slide's pyramid gives
+        grid = slides.load_grid(path, slide=lambda: self.slide(s))
         if abs(grid.mpp - self.mpp) > TRIDENT_MPP_TOLERANCE * self.mpp:
             raise ValueError(
                 f"{path}: on {slide_path} its tiles are {grid.mpp:.3g} um/px, but "
@@ -87,21 +87,19 @@ class SlideTileReader:
                 f"{path}: holds {len(grid)} tiles, {self.index.counts[s]} at set-up; the file "
                 "changed during training: keep coords files fixed while a run uses them"
             )
-        dimensions = slide.dimensions
-        if (grid.level0_width, grid.level0_height) != tuple(dimensions):
-            raise slides.SlideError(
-                f"{path}: made for a {grid.level0_width}x{grid.level0_height} slide, but "
-                f"{slide_path} is {dimensions[0]}x{dimensions[1]}; coords files are matched to "
-                "slides by file stem: check that each belongs to its slide"
-            )
         return grid
 
     def read(self, index: int) -> tuple[np.ndarray, torch.Tensor]:
         """Tile and level-0 (x, y) of global tile `index`."""
         s, local = (int(v) for v in self.index.locate(index))
-        grid = self.grid(s)
-        tile = grid.read_tile(self.slide(s), local)
-        return tile, torch.from_numpy(grid.coords[local].copy())
+        grid, slide = self.grid(s), self.slide(s)
+        if (grid.level0_width, grid.level0_height) != tuple(slide.dimensions):
+            raise slides.SlideError(
+                f"{self.index.grids[s]}: made for a {grid.level0_width}x{grid.level0_height} "
+                f"slide, but {slide.path} is {slide.dimensions[0]}x{slide.dimensions[1]}; coords "
+                "files are matched to slides by file stem: check that each belongs to its slide"
+            )
+        return grid.read_tile(slide, local), torch.from_numpy(grid.coords[local].copy())
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()

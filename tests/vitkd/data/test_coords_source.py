@@ -6,7 +6,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
-from conftest import SIZE, link_slides, tile
+from data_fixtures import SIZE, link_slides, tile
 
 import slides
 from vitkd.data.datamodule import DistillDataModule, TileSource
@@ -109,3 +109,17 @@ def test_holdout_cap_is_global_and_spread_over_slides(tmp_path) -> None:
     again = _module(tmp_path / "slides", coords, holdout_fraction=0.5, holdout_max_tiles=10)
     again.setup()
     assert _tiles(again.holdout_tiles) == held
+
+
+def test_coords_file_of_another_slide_is_named_on_read(tmp_path, three_slides) -> None:
+    slides_dir, flat = three_slides
+    coords = tmp_path / "coords"
+    coords.mkdir()
+    for path in flat.glob("*.h5"):
+        (coords / path.name).write_bytes(path.read_bytes())
+    with h5py.File(coords / "s0.h5", "r+") as h5:
+        h5["coords"].attrs["level0_width"] = 9999
+    dm = _module(slides_dir, coords)
+    dm.setup()
+    with pytest.raises(slides.SlideError, match=r"s0\.h5: made for a 9999x.*s0\.svs is 2220x"):
+        dm.train_tiles[0]
