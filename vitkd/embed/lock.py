@@ -22,8 +22,7 @@ class SlideLock:
     is killed, so there is no stale lock to judge and none to break (breaking one by renaming it
     could take away a peer's fresh lock, and then two processes wrote the same slide). Where the
     filesystem has no ``flock``, filelock falls back to its soft lock, which reclaims a crashed
-    holder's lock on the same host. A lock file left behind holds nothing; it is removed once the
-    output exists.
+    holder's lock on the same host. A lock file left by a killed process holds nothing.
     """
 
     def __init__(self, target: Path) -> None:
@@ -43,13 +42,12 @@ class SlideLock:
         return True
 
     def release(self) -> None:
-        """Release the lock; delete the lock file when the output it guarded now exists."""
+        """Delete the lock file and release the lock."""
         if not self.held:
             return
-        # Unlinking while still holding: a peer that opened the old file and locks it after
-        # this release re-checks the output under its lock and finds it written.
-        if self.target.exists():
-            self.path.unlink(missing_ok=True)
+        # Unlinked while still held: a peer that opened the old file and gets its flock after
+        # this release sees a link count of 0 and retries on the new file (filelock >= 4.3).
+        self.path.unlink(missing_ok=True)
         self._lock.release()
         self.held = False
 

@@ -49,14 +49,11 @@ def test_racing_processes_never_overlap(tmp_path: Path) -> None:
     assert sum(o for _, o in results) == 0
 
 
-def test_release_removes_lock_file_once_output_exists(tmp_path: Path) -> None:
+def test_release_removes_the_lock_file(tmp_path: Path) -> None:
     target = tmp_path / "slide.h5"
     lock = SlideLock(target)
     assert lock.acquire()
-    lock.release()
-    assert (tmp_path / "slide.h5.lock").exists()  # no output: nothing to show it is finished
-    assert lock.acquire()
-    target.write_bytes(b"done")
+    assert (tmp_path / "slide.h5.lock").exists()
     lock.release()
     assert not (tmp_path / "slide.h5.lock").exists()
     lock.clear_if_stale()  # nothing to clear: no error
