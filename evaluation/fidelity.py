@@ -7,7 +7,7 @@ import numpy as np
 
 from evaluation.embeddings_io import load_array, load_coords
 from evaluation.probes import LinearProbeConfig, ProbeData, headline, run_probes
-from vitkd.metrics import knn_agreement, linear_cka, ridge_r2
+from vitkd.metrics import knn_agreement, linear_cka, pc_r2, ridge_r2
 
 
 class FidelityInputError(ValueError):
@@ -17,15 +17,19 @@ class FidelityInputError(ValueError):
 def fidelity_metrics(
     student: np.ndarray, teacher: np.ndarray, k: int = 10, alpha: float = 1.0, seed: int = 0
 ) -> dict[str, float]:
-    """linear_cka, ridge_r2 (student -> teacher, half/half) and knn_agreement on the same tiles."""
+    """pc_r2 (every teacher direction counts; see `vitkd.metrics.pc_r2`), linear_cka, ridge_r2
+    (student -> teacher, half/half) and kNN agreement, plain and on centred features."""
     if len(student) != len(teacher):
         raise FidelityInputError(
             f"student has {len(student)} rows, teacher {len(teacher)}; embed the same tiles"
         )
+    k = min(k, len(student) - 1)
     return {
+        "pc_r2": pc_r2(student, teacher, seed=seed),
         "linear_cka": linear_cka(student, teacher),
         "ridge_r2": ridge_r2(student, teacher, alpha=alpha, seed=seed),
-        "knn_agreement": knn_agreement(student, teacher, k=min(k, len(student) - 1)),
+        "knn_agreement": knn_agreement(student, teacher, k=k),
+        "knn_agreement_centred": knn_agreement(student, teacher, k=k, centred=True),
         "n_tiles": len(student),
         "student_dim": int(student.shape[1]),
         "teacher_dim": int(teacher.shape[1]),

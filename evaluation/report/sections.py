@@ -161,7 +161,14 @@ def hest_section(runs: Sequence[Run]) -> Section:
 def fidelity_section(runs: Sequence[Run]) -> Section:
     """Fidelity metrics and probe retention (student vs teacher)."""
     sec = Section("Teacher-student fidelity")
-    keys = ["linear_cka", "ridge_r2", "knn_agreement", "n_tiles"]
+    keys = [
+        "pc_r2",
+        "linear_cka",
+        "ridge_r2",
+        "knn_agreement",
+        "knn_agreement_centred",
+        "n_tiles",
+    ]
     sec.blocks.append(
         Table(
             ["metric", *[r.label for r in runs]],

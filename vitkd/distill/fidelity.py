@@ -1,9 +1,10 @@
-"""Teacher-student fidelity on held-out tiles: linear CKA and ridge R^2 (not raw cosine).
+"""Teacher-student fidelity on held-out tiles: PC R^2, linear CKA, ridge R^2, kNN agreement.
 
-Both are reported for the CLS embedding and for patch tokens (teacher grid resized to the
+All are reported for the CLS embedding and for patch tokens (teacher grid resized to the
 student's; a fixed random subset of tokens). Random ViTs already agree closely on CLS, whose
-variance is dominated by colour and brightness; patch tokens carry the spatial detail that
-distillation has to transfer, so they show the change a short run makes.
+variance is dominated by colour and brightness, so CKA, ridge R^2 and plain kNN agreement can
+be saturated before any training; `pc_r2` (every teacher principal direction counts the same)
+and kNN agreement on centred features cannot.
 """
 
 from __future__ import annotations
@@ -12,11 +13,14 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from vitkd.metrics import knn_agreement, linear_cka, ridge_r2
+from vitkd.metrics import knn_agreement, linear_cka, pc_r2, ridge_r2
 from vitkd.models import Backbone, resize_patch_grid
 
-MIN_TILES = 8
+MIN_TILES = 10
 MAX_PATCH_TOKENS = 4096
+# patch tokens kept per held-out tile, picked as they are produced: host memory stays
+# O(tiles * 16 * D) instead of O(tiles * grid * D) (about 80 GB at 100 slides of ViT-g tokens)
+TOKENS_PER_TILE = 16
 
 
 def _fit_size(model: Backbone, x: torch.Tensor) -> torch.Tensor:
@@ -29,9 +33,13 @@ def _fit_size(model: Backbone, x: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def embed_all(
-    model: Backbone, loader: DataLoader, device: torch.device, grid: tuple[int, int] | None = None
+    model: Backbone,
+    loader: DataLoader,
+    device: torch.device,
+    grid: tuple[int, int] | None = None,
+    tokens_per_tile: int | None = TOKENS_PER_TILE,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """CLS (N, D) and patch tokens (N, P, D) float32 of every uint8 tile batch in `loader`.
+    """CLS (N, D) and patch tokens (N, T, D) float32 of every uint8 tile batch in `loader`.
 
     Calls ``model.forward_tokens``, the method FSDP2 gathers the shards around (see
     `vitkd.distill.fsdp2`): for a sharded model this is a collective, so every rank must call it
@@ -42,21 +50,39 @@ def embed_all(
         loader: batches of uint8 (B, 3, S, S) tiles.
         device: where to run.
         grid: resize the patch grid to this (h, w), e.g. the student's grid for the teacher.
+        tokens_per_tile: keep this many patch positions per tile (`None`: all). The positions
+            of tile i depend only on i and the grid, so teacher and student (same grid) keep
+            the same ones.
     """
     was_training = model.training
     model.eval()
     cls, patches = [], []
+    seen = 0
     for batch in loader:
         tokens = model.forward_tokens(_fit_size(model, batch.to(device)))
         p = tokens.patches.float()
         if grid is not None and tuple(grid) != tuple(tokens.grid):
             p = resize_patch_grid(p, tokens.grid, grid)
+        if tokens_per_tile is not None and tokens_per_tile < p.shape[1]:
+            pick = token_positions(seen, p.shape[0], p.shape[1], tokens_per_tile).to(p.device)
+            p = torch.gather(p, 1, pick.unsqueeze(-1).expand(-1, -1, p.shape[-1]))
+        seen += p.shape[0]
         cls.append(tokens.cls.float().cpu())
         patches.append(p.cpu())
     model.train(was_training)
     if not cls:
         return torch.empty(0), torch.empty(0)
     return torch.cat(cls), torch.cat(patches)
+
+
+def token_positions(first: int, n_tiles: int, n_tokens: int, keep: int) -> torch.Tensor:
+    """(n_tiles, keep) patch positions for tiles `first`, `first + 1`, ...: a function of the
+    tile index only."""
+    rows = []
+    for i in range(first, first + n_tiles):
+        gen = torch.Generator().manual_seed(i)
+        rows.append(torch.randperm(n_tokens, generator=gen)[:keep])
+    return torch.stack(rows)
 
 
 def patch_grid(model: Backbone, loader: DataLoader) -> tuple[int, int]:
@@ -69,9 +95,15 @@ def patch_grid(model: Backbone, loader: DataLoader) -> tuple[int, int]:
 
 def _scores(student: torch.Tensor, teacher: torch.Tensor, knn: bool) -> dict[str, float]:
     s, t = student.numpy(), teacher.numpy()
-    out = {"linear_cka": float(linear_cka(s, t)), "ridge_r2": float(ridge_r2(s, t))}
+    out = {
+        "pc_r2": float(pc_r2(s, t)),
+        "linear_cka": float(linear_cka(s, t)),
+        "ridge_r2": float(ridge_r2(s, t)),
+    }
     if knn:
-        out["knn_agreement"] = float(knn_agreement(s, t, k=min(10, len(s) - 1)))
+        k = min(10, len(s) - 1)
+        out["knn_agreement"] = float(knn_agreement(s, t, k=k))
+        out["knn_agreement_centred"] = float(knn_agreement(s, t, k=k, centred=True))
     return out
 
 

@@ -18,21 +18,26 @@ def cosine_knn(x: torch.Tensor, k: int, chunk_size: int = 2048) -> torch.Tensor:
     return torch.cat(out)
 
 
-def knn_agreement(x: ArrayLike, y: ArrayLike, k: int = 10) -> float:
+def knn_agreement(x: ArrayLike, y: ArrayLike, k: int = 10, centred: bool = False) -> float:
     """Mean fraction of shared neighbours: ``mean_i |N_k^x(i) ∩ N_k^y(i)| / k``.
 
     Neighbours are by cosine similarity, self excluded, computed in chunks so memory stays
-    O(chunk * n).
+    O(chunk * n). With `centred`, each space's mean over the samples is subtracted first: a
+    direction shared by every sample (a random ViT's CLS is mostly one) then no longer makes
+    all cosines near 1 and the neighbour sets reflect how the samples differ.
 
     Args:
         x: (n, d1) embeddings (e.g. student).
         y: (n, d2) embeddings of the same samples (e.g. teacher).
         k: neighbourhood size; must be < n.
+        centred: subtract each space's sample mean before the cosine.
 
     Returns:
         Agreement in [0, 1]; about k / (n - 1) for unrelated spaces.
     """
     xt, yt = paired(x, y)
+    if centred:
+        xt, yt = xt - xt.mean(0), yt - yt.mean(0)
     n = xt.shape[0]
     if not 1 <= k < n:
         raise ValueError(f"k must be in [1, n - 1] = [1, {n - 1}], got {k}")

@@ -5,7 +5,7 @@ import torch
 from vitkd.metrics._arrays import ArrayLike, paired
 
 
-def _fit_ridge(x: torch.Tensor, y: torch.Tensor, alpha: float) -> torch.Tensor:
+def fit_ridge(x: torch.Tensor, y: torch.Tensor, alpha: float) -> torch.Tensor:
     """Closed-form ridge weights W (d_in, d_out) minimising ||XW - Y||^2 + alpha ||W||^2."""
     n, d = x.shape
     if d <= n:
@@ -14,6 +14,19 @@ def _fit_ridge(x: torch.Tensor, y: torch.Tensor, alpha: float) -> torch.Tensor:
     # Dual form is cheaper when there are fewer samples than features.
     gram = x @ x.T + alpha * torch.eye(n, dtype=x.dtype)
     return x.T @ torch.linalg.solve(gram, y)
+
+
+def split_halves(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices of a random half/half split of `n` samples (fit half, score half)."""
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return perm[: n // 2], perm[n // 2 :]
+
+
+def standardise(fit: torch.Tensor, score: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both matrices standardised with the mean/std of `fit` (constant columns left unscaled)."""
+    mean, std = fit.mean(0), fit.std(0, correction=0)
+    std = torch.where(std > 0, std, torch.ones_like(std))
+    return (fit - mean) / std, (score - mean) / std
 
 
 def ridge_r2(student: ArrayLike, teacher: ArrayLike, alpha: float = 1.0, seed: int = 0) -> float:
@@ -37,15 +50,10 @@ def ridge_r2(student: ArrayLike, teacher: ArrayLike, alpha: float = 1.0, seed: i
     if alpha < 0:
         raise ValueError(f"alpha must be >= 0, got {alpha}")
     x, y = paired(student, teacher, min_rows=4)
-    gen = torch.Generator().manual_seed(seed)
-    perm = torch.randperm(x.shape[0], generator=gen)
-    half = x.shape[0] // 2
-    train, test = perm[:half], perm[half:]
-    mean, std = x[train].mean(0), x[train].std(0, correction=0)
-    std = torch.where(std > 0, std, torch.ones_like(std))
-    x_train, x_test = (x[train] - mean) / std, (x[test] - mean) / std
+    train, test = split_halves(x.shape[0], seed)
+    x_train, x_test = standardise(x[train], x[test])
     y_mean = y[train].mean(0)
-    weights = _fit_ridge(x_train, y[train] - y_mean, alpha)
+    weights = fit_ridge(x_train, y[train] - y_mean, alpha)
     pred = x_test @ weights + y_mean
     y_test = y[test]
     ss_res = ((y_test - pred) ** 2).sum()

@@ -149,7 +149,7 @@ def test_self_mode_exports_the_ema_teacher_and_summarises_collapse(tmp_path) -> 
 def test_self_mode_rejects_fsdp2_with_a_clear_error() -> None:
     from vitkd.distill.fsdp2 import DistillFSDP2Strategy
 
-    with pytest.raises(ValueError, match="trainer.strategy: ddp"):
+    with pytest.raises(ValueError, match=r"trainer\.strategy: ddp"):
         DistillFSDP2Strategy.shard(object.__new__(DistillFSDP2Strategy), _module())
 
 
