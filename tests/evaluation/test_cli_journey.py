@@ -159,7 +159,7 @@ def test_plism_condition_csv_and_missing_file(tmp_path) -> None:
     assert "cross-staining" in results["leaderboard_note"]
 
     (tmp_path / "emb" / "GT450" / "region.h5").rename(tmp_path / "emb" / "GT450" / "other.h5")
-    with pytest.raises(SlideSetError, match="'other' is missing under .*the same name"):
+    with pytest.raises(SlideSetError, match=r"'other' is missing under .*the same name"):
         from evaluation.plism.conditions import find_condition_folders
 
         find_condition_folders(tmp_path / "emb")
