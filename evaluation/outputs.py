@@ -11,6 +11,8 @@ import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
+from slides.atomic import write_text_atomic
+
 
 def _jsonable(obj: object) -> object:
     """Replace NaN/inf (not valid JSON) by None and paths by strings, recursively."""
@@ -25,16 +27,6 @@ def _jsonable(obj: object) -> object:
     if hasattr(obj, "item") and callable(obj.item):
         return _jsonable(obj.item())
     return obj
-
-
-def write_text_atomic(path: str | Path, text: str) -> Path:
-    """Write `text` to `path` through `<path>.tmp` and an atomic rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-    return path
 
 
 @contextlib.contextmanager

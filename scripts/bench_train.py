@@ -32,6 +32,7 @@ import torch
 import yaml
 
 import vitkd  # noqa: F401  (offline environment first)
+from slides.atomic import write_text_atomic
 from vitkd.data.collate import MaskConfig
 from vitkd.data.datamodule import CropConfig, DistillDataModule, TileSource
 from vitkd.distill import throughput as tp
@@ -322,10 +323,7 @@ def save(path: Path | None, results: dict) -> None:
     """Write the results as JSON (after every row, so a timed-out run keeps what it measured)."""
     if path is None:
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(results, indent=2, default=str))
-    tmp.replace(path)
+    write_text_atomic(path, json.dumps(results, indent=2, default=str))
 
 
 def print_table(rows: list[dict], ceiling: dict) -> None:

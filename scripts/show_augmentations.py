@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from slides.atomic import atomic_path
 from vitkd.data.augment import CropAugmenter, isolate
 from vitkd.data.multicrop import MultiCrop
 
@@ -122,9 +123,8 @@ def main() -> None:
     tiles = tissue_tiles(args.slide, args.tiles, 224)
     rows = [columns(tile, args.seed + i) for i, tile in enumerate(tiles)]
     grid = draw_grid(rows, args.cell)
-    tmp = args.out.with_name(args.out.name + ".tmp.png")
-    grid.save(tmp, optimize=True)
-    tmp.replace(args.out)
+    with atomic_path(args.out) as tmp:
+        grid.save(tmp, optimize=True)
     print(f"wrote {args.out} ({grid.width}x{grid.height}, {args.out.stat().st_size / 1e6:.2f} MB)")
 
 

@@ -9,6 +9,7 @@ import torch
 from evaluation.cli.common import add_embedding_opts, add_model, add_out, add_top_k, resolved_args
 from evaluation.cli.plism import result_payload
 from evaluation.outputs import write_run
+from slides.atomic import atomic_path
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -65,10 +66,8 @@ def run(args: argparse.Namespace) -> None:
         "n_tiles": len(tiles.images),
         "slides": sorted(set(tiles.slides)),
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    tmp = args.out / "projection.tmp.npz"
-    np.savez_compressed(tmp, **projection_sample(feats, conds, seed=args.seed))
-    tmp.replace(args.out / "projection.npz")
+    with atomic_path(args.out / "projection.npz") as tmp:
+        np.savez_compressed(tmp, **projection_sample(feats, conds, seed=args.seed))
     write_json(args.out / "tiles.json", {"slides": tiles.slides, "coords": tiles.coords.tolist()})
     write_run(args.out, "robustness", resolved_args(args), payload, rows, table="pairs.csv")
     for m, r in results.items():

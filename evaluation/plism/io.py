@@ -1,7 +1,6 @@
 """Read slide features for PLISM (plismbench `features.npy` layout or vitkd HDF5) and write plismbench's layout."""
 
 import csv
-import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import numpy as np
 
 from evaluation.plism.groups import Condition
 from evaluation.plism.register import RegistrationError, register_tiles
+from slides.atomic import atomic_path
 
 
 class SlideSetError(ValueError):
@@ -191,9 +191,7 @@ def write_plismbench_layout(
             axis=1,
         )
         dest = Path(out_dir) / extractor / path.stem / "features.npy"
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name("features.tmp.npy")
-        np.save(tmp, arr)
-        os.replace(tmp, dest)
+        with atomic_path(dest) as tmp:
+            np.save(tmp, arr)
         written.append(dest)
     return written

@@ -3,7 +3,7 @@
 from collections.abc import Sequence
 from pathlib import Path
 
-from evaluation.outputs import staged_folder, write_text_atomic
+from evaluation.outputs import staged_folder
 from evaluation.report.collect import ReportInputError, Run, load_run, unique_labels
 from evaluation.report.document import Section, to_html, to_markdown
 from evaluation.report.sections import (
@@ -14,6 +14,7 @@ from evaluation.report.sections import (
     robustness_section,
     train_section,
 )
+from slides.atomic import write_text_atomic
 
 
 def build_report(

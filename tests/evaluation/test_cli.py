@@ -17,7 +17,7 @@ def _read_run(out):
     args = json.loads((out / "args.json").read_text())
     with (out / results["table"]).open() as f:
         rows = list(csv.DictReader(f))
-    assert not list(out.glob("*.tmp"))
+    assert not list(out.glob("*.tmp*"))
     return results, args, rows
 
 

@@ -11,11 +11,17 @@ from typing import Any
 import h5py
 import numpy as np
 
+from slides.atomic import fsync_replace
+
 TMP_SUFFIX = ".tmp"
 
 
 def tmp_path_for(path: Path) -> Path:
-    """The temporary name a slide's file is written under until it is complete."""
+    """The temporary name a slide's file is written under until it is complete.
+
+    Unlike `slides.atomic.temp_sibling` the name is fixed: the slide's lock file already keeps
+    writers apart, and a fixed name lets a resumed run overwrite what a killed one left.
+    """
     return path.with_name(path.name + TMP_SUFFIX)
 
 
@@ -85,13 +91,11 @@ class EmbeddingWriter:
             )
         self._file.close()
         self._file = None
-        fd = os.open(self.tmp_path, os.O_RDONLY)
         try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(self.tmp_path, self.path)
-        return self.path
+            return fsync_replace(self.tmp_path, self.path)
+        except BaseException:
+            self.tmp_path.unlink(missing_ok=True)
+            raise
 
     def abort(self) -> None:
         """Close and delete the temporary file; the final name is never touched."""

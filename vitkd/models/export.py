@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
@@ -14,6 +13,7 @@ from safetensors.torch import save_file
 from torch import Tensor, nn
 from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
+from slides.atomic import atomic_path, write_text_atomic
 from vitkd.models.backbone import Backbone, build_backbone
 from vitkd.models.presets import CLASS_KWARGS, ModelSpec, resolve_class_kwarg
 
@@ -88,15 +88,6 @@ def _pretrained_cfg(backbone: Backbone) -> dict[str, Any]:
     }
 
 
-def _write_atomic(path: Path, write: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def export_backbone(
     backbone: Backbone,
     out_dir: str | Path,
@@ -149,10 +140,9 @@ def export_backbone(
     }
     out.mkdir(parents=True, exist_ok=True)
     # Weights first, config last: a folder with a config.json is complete.
-    _write_atomic(
-        out / WEIGHTS_NAME, lambda p: save_file(tensors, str(p), metadata={"format": "pt"})
-    )
-    _write_atomic(out / CONFIG_NAME, lambda p: p.write_text(text + "\n"))
+    with atomic_path(out / WEIGHTS_NAME) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": "pt"})
+    write_text_atomic(out / CONFIG_NAME, text + "\n")
     return out
 
 

@@ -49,6 +49,23 @@ def test_writer_failure_leaves_no_file_and_keeps_the_old_one(tmp_path: Path) -> 
     assert not (tmp_path / "a.h5.tmp").exists()
 
 
+def test_writer_failed_rename_keeps_the_old_file_and_no_temp(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "a.h5"
+    path.write_bytes(b"previous result")
+
+    def refuse(a: object, b: object) -> None:
+        raise PermissionError("read-only target")
+
+    monkeypatch.setattr("slides.atomic.os.replace", refuse)
+    with pytest.raises(PermissionError), EmbeddingWriter(path, COORDS, (4,), {}, {}) as w:
+        w.write(np.zeros((3, 4), np.float32))
+        w.commit()
+    assert path.read_bytes() == b"previous result"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.h5"]
+
+
 def test_writer_refuses_row_count_mismatch(tmp_path: Path) -> None:
     with EmbeddingWriter(tmp_path / "a.h5", COORDS, (4,), {}, {}) as w:
         with pytest.raises(ValueError, match="2 feature rows written for 3 coords"):

@@ -172,6 +172,22 @@ def test_reexport_overwrites_and_bad_extra_leaves_folder(student: tuple[Backbone
     assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors"]
 
 
+def test_failed_weights_write_keeps_the_old_export_and_no_temp(
+    student: tuple[Backbone, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backbone, out = student
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def half_write(tensors: object, filename: str, metadata: object = None) -> None:
+        Path(filename).write_bytes(b"half")
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr("vitkd.models.export.save_file", half_write)
+    with pytest.raises(OSError, match="No space"):
+        export_backbone(backbone, out, extra={"teacher": "other"})
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
 def test_missing_config_is_explained(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"config\.json not found"):
         load_exported(tmp_path)
