@@ -8,8 +8,8 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from slides.errors import ImageReadError
+from slides.paths import TIFF_EXTENSIONS
 
-TIFF_SUFFIXES = (".tif", ".tiff")
 # What PIL, tifffile and imagecodecs raise on undecodable data (imagecodecs: RuntimeError).
 _DECODE_ERRORS = (OSError, ValueError, RuntimeError, SyntaxError, UnidentifiedImageError)
 
@@ -97,7 +97,7 @@ def read_image(path: str | Path) -> np.ndarray:
     if not path.is_file():
         raise ImageReadError(f"{path}: file not found; check the path.")
     try:
-        if path.suffix.lower() in TIFF_SUFFIXES:
+        if path.suffix.lower() in TIFF_EXTENSIONS:
             import tifffile
 
             arr = tifffile.imread(path, key=0)

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from slides.image_io import TIFF_SUFFIXES, read_image
+from slides.image_io import read_image
+from slides.paths import TIFF_EXTENSIONS
 
 # PIL refuses very large images by default; slides are large by nature.
 Image.MAX_IMAGE_PIXELS = None
@@ -55,7 +56,7 @@ class ImageReader:
     def __init__(self, path: Path) -> None:
         """Read the header (size, resolution); raises PIL/tifffile errors on bad files."""
         self._path = path
-        if path.suffix.lower() in TIFF_SUFFIXES:
+        if path.suffix.lower() in TIFF_EXTENSIONS:
             dims, self.properties = _tiff_properties(path)
         else:
             dims, self.properties = _pil_properties(path)

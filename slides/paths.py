@@ -11,6 +11,8 @@ from slides.errors import SlideError, SlideNotFoundError
 
 SAMPLE_SLIDE = Path(__file__).resolve().parent / "samples" / "CMU-1-Small-Region.svs"
 
+# The only lists of file extensions in the project; everything else imports these.
+TIFF_EXTENSIONS = (".tif", ".tiff")
 OPENSLIDE_EXTENSIONS = (
     ".svs",
     ".ndpi",
@@ -20,11 +22,12 @@ OPENSLIDE_EXTENSIONS = (
     ".vmu",
     ".svslide",
     ".bif",
-    ".tif",
-    ".tiff",
+    *TIFF_EXTENSIONS,
 )
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", *TIFF_EXTENSIONS, ".bmp")
 SLIDE_EXTENSIONS = tuple(dict.fromkeys(OPENSLIDE_EXTENSIONS + IMAGE_EXTENSIONS))
+# Images that can only be tiles: a `.tif` may be a pyramidal slide, so it is not one of them.
+PLAIN_IMAGE_EXTENSIONS = tuple(e for e in IMAGE_EXTENSIONS if e not in OPENSLIDE_EXTENSIONS)
 
 _CSV_COLUMNS = ("path", "slide_path", "slide", "filename", "file", "wsi")
 

@@ -9,8 +9,7 @@ import numpy as np
 
 from evaluation.probes.data import ProbeInputError
 from evaluation.probes.inputs import normalise_split
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+from slides.paths import IMAGE_EXTENSIONS
 
 
 @dataclass(frozen=True)
@@ -61,7 +60,7 @@ def tile_folder_samples(root: str | Path) -> list[ImageSample]:
         split = normalise_split(split_dir.name, f"{root}: folder {split_dir.name!r}")
         for class_dir in sorted(p for p in split_dir.iterdir() if p.is_dir()):
             for img in sorted(class_dir.rglob("*")):
-                if img.suffix.lower() in IMAGE_SUFFIXES:
+                if img.suffix.lower() in IMAGE_EXTENSIONS:
                     samples.append(ImageSample(img, class_dir.name, split))
     if not samples:
         raise ProbeInputError(

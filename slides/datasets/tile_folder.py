@@ -11,8 +11,7 @@ from torch.utils.data import Dataset
 
 from slides.errors import SlideError, SlideNotFoundError
 from slides.image_io import read_image
-
-TILE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+from slides.paths import IMAGE_EXTENSIONS
 
 
 class TileFolder(Dataset):
@@ -40,12 +39,12 @@ class TileFolder(Dataset):
             path
             for path in sorted(self.root.rglob("*"))
             if path.is_file()
-            and path.suffix.lower() in TILE_EXTENSIONS
+            and path.suffix.lower() in IMAGE_EXTENSIONS
             and not any(part.startswith(".") for part in path.relative_to(self.root).parts)
         ]
         if not self.paths:
             raise SlideError(
-                f"{self.root}: no tile images found (looked for {', '.join(TILE_EXTENSIONS)}); "
+                f"{self.root}: no tile images found (looked for {', '.join(IMAGE_EXTENSIONS)}); "
                 "point to the folder that holds the tiles."
             )
         names = [path.parent.name if path.parent != self.root else "." for path in self.paths]

@@ -8,9 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from slides import SlideError, find_slides
-
-# Plain image formats; `.tif` stays a slide format since pyramidal TIFFs share the extension.
-TILE_IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
+from slides.paths import PLAIN_IMAGE_EXTENSIONS
 
 
 @dataclass(frozen=True)
@@ -33,7 +31,7 @@ class Source:
 
 def _expand(item: Path, exclude: Iterable[Path]) -> list[Source]:
     found = find_slides(item, exclude=exclude)
-    if item.is_dir() and all(p.suffix.lower() in TILE_IMAGE_EXTENSIONS for p in found):
+    if item.is_dir() and all(p.suffix.lower() in PLAIN_IMAGE_EXTENSIONS for p in found):
         return [Source(item, "tiles")]  # only plain images: one "slide" of pre-cut tiles
     return [Source(path, "slide") for path in found]
 
