@@ -1,0 +1,129 @@
+"""Chunked cosine top-k neighbours that skip the query's own slide and stay inside its group."""
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+# Elements of one (chunk, n) similarity block: 2**25 float32 = 128 MiB, whatever n is.
+DEFAULT_BLOCK_ELEMENTS = 2**25
+
+
+@dataclass(frozen=True)
+class Neighbours:
+    """Per query: the k nearest usable neighbours, nearest first.
+
+    Attributes:
+        index: (n, k) int64 row indices.
+        distance: (n, k) float64 cosine distances ``1 - cos``.
+        so: (n, m) cosine distances to the m nearest same-biology / other-centre neighbours
+            (``inf`` where fewer exist), or None when not asked for.
+        os: the same for other-biology / same-centre neighbours.
+    """
+
+    index: np.ndarray
+    distance: np.ndarray
+    so: np.ndarray | None = None
+    os: np.ndarray | None = None
+
+
+def usable_counts(slide: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """Per sample, how many neighbours it may have: rows of its group not from its slide."""
+    _, g_inv, g_count = np.unique(group, return_inverse=True, return_counts=True)
+    pair = np.stack([group, slide], axis=1)
+    _, s_inv, s_count = np.unique(pair, axis=0, return_inverse=True, return_counts=True)
+    return g_count[g_inv.reshape(-1)] - s_count[s_inv.reshape(-1)]
+
+
+def usable_neighbours(
+    embeddings: np.ndarray | torch.Tensor,
+    k: int,
+    slide: np.ndarray,
+    group: np.ndarray | None = None,
+    biology: np.ndarray | None = None,
+    centre: np.ndarray | None = None,
+    typed_m: int = 0,
+    dtype: torch.dtype = torch.float32,
+    device: str | torch.device | None = None,
+    block_elements: int = DEFAULT_BLOCK_ELEMENTS,
+) -> Neighbours:
+    """k nearest neighbours by cosine among rows of another slide in the same group.
+
+    The rows are L2-normalised and compared in (chunk x n) blocks sized so a block holds
+    about `block_elements` similarities: memory stays bounded at any n. Masking the
+    own-slide (and other-group) entries to -inf before top-k gives, in one pass, exactly
+    what PathoROB gets by asking sklearn for k + (largest slide) neighbours and dropping the
+    query's slide afterwards (`filter_out_query_case_from_neighbors`).
+
+    With `typed_m` > 0 the same block also yields, per query, the distances to the
+    `typed_m` nearest SO (same biology, other centre) and OS (other biology, same centre)
+    neighbours over all usable rows: the exhaustive search croma's adaptive one converges to.
+
+    Args:
+        embeddings: (n, d) rows.
+        k: neighbours per query; every query must have at least k usable rows.
+        slide: (n,) integer slide codes; a query never sees its own slide (nor itself).
+        group: (n,) integer group codes; neighbours come only from the query's group.
+        biology: (n,) integer codes, needed for `typed_m`.
+        centre: (n,) integer codes, needed for `typed_m`.
+        typed_m: number of typed SO / OS neighbours to return (0: none).
+        dtype: compute dtype of the similarities (float16 halves memory traffic on GPUs).
+        device: where to compute (default: the embeddings' device, CPU for numpy).
+        block_elements: similarities held per block.
+
+    Raises:
+        ValueError: some query has fewer than k usable rows.
+    """
+    x = (
+        embeddings
+        if isinstance(embeddings, torch.Tensor)
+        else torch.from_numpy(np.asarray(embeddings))
+    )
+    n = x.shape[0]
+    group = np.zeros(n, dtype=np.int64) if group is None else group
+    counts = usable_counts(slide, group)
+    if k > int(counts.min()):
+        worst = int(np.argmin(counts))
+        raise ValueError(
+            f"k={k} exceeds the usable neighbours of row {worst} ({int(counts[worst])}: rows of "
+            f"its group not from its slide); use k <= {int(counts.min())}"
+        )
+    if typed_m and (biology is None or centre is None):
+        raise ValueError("typed neighbours need biology and centre codes")
+    dev = torch.device(device) if device is not None else x.device
+    z = F.normalize(x.to(device=dev, dtype=torch.float32), dim=1).to(dtype)
+    slide_t = torch.as_tensor(slide, device=dev)
+    group_t = torch.as_tensor(group, device=dev)
+    bio_t = torch.as_tensor(biology, device=dev) if typed_m else None
+    cen_t = torch.as_tensor(centre, device=dev) if typed_m else None
+    chunk = max(1, block_elements // max(n, 1))
+    idx_out, sim_out, so_out, os_out = [], [], [], []
+    for start in range(0, n, chunk):
+        rows = slice(start, min(start + chunk, n))
+        sim = (z[rows] @ z.T).to(torch.float32)
+        invalid = (slide_t[rows, None] == slide_t[None, :]) | (
+            group_t[rows, None] != group_t[None, :]
+        )
+        sim.masked_fill_(invalid, float("-inf"))
+        top = sim.topk(k, dim=1)
+        idx_out.append(top.indices.cpu())
+        sim_out.append(top.values.cpu())
+        if typed_m:
+            same_bio = bio_t[rows, None] == bio_t[None, :]
+            same_cen = cen_t[rows, None] == cen_t[None, :]
+            m = min(typed_m, n)
+            so_out.append(
+                sim.masked_fill(~(same_bio & ~same_cen), float("-inf")).topk(m, dim=1).values.cpu()
+            )
+            os_out.append(
+                sim.masked_fill(~(~same_bio & same_cen), float("-inf")).topk(m, dim=1).values.cpu()
+            )
+    index = torch.cat(idx_out).numpy().astype(np.int64)
+    distance = 1.0 - torch.cat(sim_out).double().numpy()
+    if not typed_m:
+        return Neighbours(index, distance)
+    # A -inf similarity is a missing typed neighbour: distance +inf, as croma records it.
+    so = 1.0 - torch.cat(so_out).double().numpy()
+    os_ = 1.0 - torch.cat(os_out).double().numpy()
+    return Neighbours(index, distance, so, os_)
