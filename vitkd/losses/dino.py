@@ -1,8 +1,13 @@
 """DINO CLS-token loss: cross-entropy between student and centred teacher prototype scores.
 
-Reference: Caron et al., "Emerging Properties in Self-Supervised Vision Transformers" (DINO, 2021)
-and Oquab et al., "DINOv2" (2023), ``dinov2/loss/dino_clstoken_loss.py`` with the pair
-normalisation of ``dinov2/train/ssl_meta_arch.py`` (REFERENCE.md section 2).
+References:
+- Caron et al., "Emerging Properties in Self-Supervised Vision Transformers" (DINO, 2021),
+  https://arxiv.org/abs/2104.14294
+- Oquab et al., "DINOv2: Learning Robust Visual Features without Supervision" (2023),
+  https://arxiv.org/abs/2304.07193
+- facebookresearch/dinov2 at commit fc49f49: ``dinov2/loss/dino_clstoken_loss.py`` and the pair
+  normalisation in ``dinov2/train/ssl_meta_arch.py``,
+  https://github.com/facebookresearch/dinov2/blob/fc49f49d734c767272a4ea0e18ff2ab8e60fc92d/dinov2/loss/dino_clstoken_loss.py
 """
 
 import torch

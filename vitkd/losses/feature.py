@@ -1,7 +1,10 @@
 """Feature regression loss: cosine + smooth-L1 between student adaptor outputs and teacher tokens.
 
-Reference: RADIO (Ranzinger et al., "AM-RADIO", CVPR 2024) and GPFM / OMNI-style feature
-distillation (REFERENCE.md section 3); needs no teacher heads.
+Needs no teacher heads. References:
+- Ranzinger et al., "AM-RADIO: Agglomerative Vision Foundation Model" (CVPR 2024),
+  https://arxiv.org/abs/2312.06709
+- Ma et al., "Towards a Generalizable Pathology Foundation Model via Unified Knowledge
+  Distillation" (GPFM, 2024), https://arxiv.org/abs/2407.18449
 """
 
 from typing import NamedTuple

@@ -1,7 +1,11 @@
 """iBOT masked-patch loss: cross-entropy between student and teacher patch prototype scores.
 
-Reference: Zhou et al., "iBOT: Image BERT Pre-Training with Online Tokenizer" (2022) and Oquab
-et al., "DINOv2" (2023), ``dinov2/loss/ibot_patch_loss.py`` (REFERENCE.md section 2).
+References:
+- Zhou et al., "iBOT: Image BERT Pre-Training with Online Tokenizer" (ICLR 2022),
+  https://arxiv.org/abs/2111.07832
+- Oquab et al., "DINOv2" (2023), https://arxiv.org/abs/2304.07193
+- facebookresearch/dinov2 at commit fc49f49: ``dinov2/loss/ibot_patch_loss.py``,
+  https://github.com/facebookresearch/dinov2/blob/fc49f49d734c767272a4ea0e18ff2ab8e60fc92d/dinov2/loss/ibot_patch_loss.py
 """
 
 import torch

@@ -1,7 +1,11 @@
 """KoLeo regulariser: spread the student's CLS embeddings by their nearest-neighbour distances.
 
-Reference: Sablayrolles et al., "Spreading vectors for similarity search" (ICLR 2019) and Oquab
-et al., "DINOv2" (2023), ``dinov2/loss/koleo_loss.py`` (REFERENCE.md section 2).
+References:
+- Sablayrolles et al., "Spreading vectors for similarity search" (ICLR 2019),
+  https://arxiv.org/abs/1806.03198
+- Oquab et al., "DINOv2" (2023), https://arxiv.org/abs/2304.07193
+- facebookresearch/dinov2 at commit fc49f49: ``dinov2/loss/koleo_loss.py``,
+  https://github.com/facebookresearch/dinov2/blob/fc49f49d734c767272a4ea0e18ff2ab8e60fc92d/dinov2/loss/koleo_loss.py
 """
 
 import torch

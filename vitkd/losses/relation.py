@@ -1,7 +1,9 @@
 """Relation-based distillation: match the batch similarity matrices of student and teacher.
 
-Reference: Park et al., "Relational Knowledge Distillation" (CVPR 2019) and Tung & Mori,
-"Similarity-Preserving Knowledge Distillation" (ICCV 2019) (REFERENCE.md section 3).
+References:
+- Park et al., "Relational Knowledge Distillation" (CVPR 2019), https://arxiv.org/abs/1904.05068
+- Tung & Mori, "Similarity-Preserving Knowledge Distillation" (ICCV 2019),
+  https://arxiv.org/abs/1907.09682
 """
 
 import torch

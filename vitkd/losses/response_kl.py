@@ -1,7 +1,11 @@
 """Response-based distillation: temperature-scaled cross-entropy / KL between logit distributions.
 
-Reference: Hinton et al., "Distilling the Knowledge in a Neural Network" (2015) for the T^2
-scaling; torchtune's ``ForwardKLLoss`` for the masked cross-entropy form (REFERENCE.md section 3).
+References:
+- Hinton et al., "Distilling the Knowledge in a Neural Network" (2015), for the T^2 scaling,
+  https://arxiv.org/abs/1503.02531
+- pytorch/torchtune at commit a398d54: ``ForwardKLLoss`` in
+  ``torchtune/modules/loss/kd_losses.py``, for the masked cross-entropy form,
+  https://github.com/pytorch/torchtune/blob/a398d547f58ecfb06f5b3b1cdb80fda8ba96ac14/torchtune/modules/loss/kd_losses.py
 """
 
 import torch
