@@ -73,9 +73,16 @@ def _stain_params(
     config: AugmentConfig, rng: np.random.Generator, stains: np.ndarray | None, p: dict
 ) -> None:
     c = config.stain
+    if stains is None and c.preset_p + c.macenko_p > 0:
+        # Skipping the swap would silently train on a weaker augmentation than configured.
+        raise ValueError(
+            f"augment {config.name!r} re-stains (stain.preset_p={c.preset_p}, "
+            f"stain.macenko_p={c.macenko_p}) but no stain matrix was given; pass "
+            "stains=estimate_stain_matrix(tile), as DeviceMultiCrop.sample does"
+        )
     affine = None
     u = rng.random()
-    if u < c.preset_p + c.macenko_p and stains is not None:
+    if u < c.preset_p + c.macenko_p:
         if u < c.preset_p:
             names = list(c.presets)
             target = STAIN_PRESETS[names[rng.integers(len(names))]]
@@ -147,7 +154,8 @@ def sample_params(
         config: the augmentation; None draws nothing (a clean view).
         rng: source of every draw.
         view: ``global1``, ``global2`` or ``local`` (per-view blur/solarise chances).
-        stains: (2, 3) Macenko matrix of the tile, needed for stain swaps (skipped without it).
+        stains: (2, 3) Macenko matrix of the tile; required when the config re-stains
+            (``stain.preset_p`` or ``stain.macenko_p`` > 0), else a ValueError.
     """
     p: dict[str, object] = {}
     if config is not None:
