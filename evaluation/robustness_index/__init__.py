@@ -1,4 +1,4 @@
-"""Neighbour-based robustness metrics: PathoROB's Robustness Index (RI), paired 2x2 evaluation."""
+"""Neighbour-based robustness metrics: PathoROB's Robustness Index, croma's MaRI / CRoMa / nIPD."""
 
 from evaluation.robustness_index.index import (
     PATHOROB_COMMIT,
@@ -13,25 +13,44 @@ from evaluation.robustness_index.k_choice import (
     k_grid,
     knn_balanced_accuracy,
 )
+from evaluation.robustness_index.margin import CROMA_M, croma_per_sample, croma_summary
+from evaluation.robustness_index.mari import (
+    TAU_FALLBACK,
+    mari_from_neighbours,
+    median_typed_distance,
+)
 from evaluation.robustness_index.neighbour_types import NeighbourTypes, neighbour_types
 from evaluation.robustness_index.neighbours import Neighbours, usable_counts, usable_neighbours
+from evaluation.robustness_index.nipd import nipd
 from evaluation.robustness_index.paired import paired_robustness_index
+from evaluation.robustness_index.suite import robustness_metrics
+from evaluation.robustness_index.tail import confounder_dominant_fraction, tail_mean
 
 __all__ = [
+    "CROMA_M",
     "PATHOROB_COMMIT",
     "PATHOROB_DEFAULT_K",
     "PATHOROB_K_GRID_MAX",
+    "TAU_FALLBACK",
     "CodedInputs",
     "NeighbourTypes",
     "Neighbours",
     "bootstrap_ri",
     "code_inputs",
+    "confounder_dominant_fraction",
+    "croma_per_sample",
+    "croma_summary",
     "k_grid",
     "knn_balanced_accuracy",
+    "mari_from_neighbours",
+    "median_typed_distance",
     "neighbour_types",
+    "nipd",
     "paired_robustness_index",
     "ri_curve",
     "robustness_index",
+    "robustness_metrics",
+    "tail_mean",
     "usable_counts",
     "usable_neighbours",
 ]

@@ -77,6 +77,102 @@ def single_class_centres(coded: CodedInputs) -> list[str]:
     return out
 
 
+def prepare(
+    embeddings: np.ndarray,
+    biology: Sequence,
+    centre: Sequence,
+    slide: Sequence | None,
+    group: Sequence | None,
+    k: int | None,
+    k_grid_max: int,
+) -> tuple[CodedInputs, dict, str | None, list[int]]:
+    """Code and check the inputs; return them, the shared result fields, an undefined reason
+    (or None) and the k candidates (``[k]`` when k is given)."""
+    coded = code_inputs(embeddings, biology, centre, slide, group)
+    base = {
+        "n": coded.n,
+        "n_biology": int(coded.biology_names.size),
+        "n_centres": int(coded.centre_names.size),
+        "warnings": [],
+    }
+    centres_one_class = single_class_centres(coded)
+    if centres_one_class:
+        base["warnings"].append(
+            f"centre(s) with one biological class: {', '.join(centres_one_class)}"
+        )
+    reason = undefined_reason(coded)
+    max_usable = int(usable_counts(coded.slide, coded.group).min())
+    if max_usable < 1:
+        raise ValueError("some sample has no usable neighbour (its group holds only its own slide)")
+    if k is not None and not 1 <= k <= max_usable:
+        raise ValueError(
+            f"k={k} must be in [1, {max_usable}]: {max_usable} is the fewest usable neighbours "
+            "of any sample (rows of its group not from its own slide)"
+        )
+    candidates = [k] if k is not None else [c for c in k_grid(k_grid_max) if c <= max_usable]
+    return coded, base, reason, candidates
+
+
+def nan_result(base: dict, k: int | None, reason: str) -> dict:
+    """The RI result when RI is undefined: NaN values and the reason."""
+    nan = float("nan")
+    return {
+        **base,
+        "ri": nan,
+        "ri_std": nan,
+        "ri_boot_mean": nan,
+        "support": nan,
+        "k": k,
+        "k_source": "given" if k is not None else None,
+        "note": reason,
+    }
+
+
+def ri_from_neighbours(
+    coded: CodedInputs,
+    base: dict,
+    index: np.ndarray,
+    candidates: list[int],
+    k_given: bool,
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+    curve_k: int | None = None,
+) -> dict:
+    """RI from precomputed neighbours (n, K), K >= max(candidates, curve_k); see `robustness_index`."""
+    accuracy = knn_balanced_accuracy(coded.biology, index, candidates)
+    # First maximum over increasing k, as PathoROB's np.argmax.
+    k_used = max(accuracy, key=lambda c: (accuracy[c], -c))
+    types = neighbour_types(coded.biology, coded.centre, index)
+    curve = ri_curve(types.so, types.os)
+    so_count = types.so[:, :k_used].sum(axis=1)
+    os_count = types.os[:, :k_used].sum(axis=1)
+    ri = float(curve[k_used - 1])
+    boot_mean, boot_std = bootstrap_ri(so_count, os_count, n_bootstrap, seed)
+    n_curve = curve_k or k_used
+    informative = (so_count + os_count) > 0
+    out = {
+        **base,
+        "ri": ri,
+        "ri_std": boot_std,
+        "ri_boot_mean": boot_mean,
+        "k": int(k_used),
+        "k_source": "given" if k_given else "balanced_accuracy",
+        "balanced_accuracy": float(accuracy[k_used]),
+        "balanced_accuracy_by_k": {int(c): float(a) for c, a in accuracy.items()},
+        "counts": {
+            name: int(getattr(types, name)[:, :k_used].sum()) for name in ("ss", "so", "os", "oo")
+        },
+        # croma's `support`: share of queries with at least one SO or OS neighbour.
+        "support": float(informative.mean()),
+        "ri_curve": [float(v) for v in curve[:n_curve]],
+        "curve_k": list(range(1, n_curve + 1)),
+        "note": None,
+    }
+    if not np.isfinite(ri):
+        out["note"] = f"no SO or OS neighbour among the first {k_used}: RI is 0/0"
+    return out
+
+
 def robustness_index(
     embeddings: np.ndarray,
     biology: Sequence,
@@ -129,78 +225,26 @@ def robustness_index(
     Returns:
         dict with ``ri``, ``ri_std``, ``ri_boot_mean``, ``k``, ``k_source`` ("given" or
         "balanced_accuracy"), ``balanced_accuracy`` (at k), ``counts`` (SS/SO/OS/OO at k),
+        ``support`` (share of queries with an SO or OS neighbour; croma's name),
         ``ri_curve`` and ``curve_k`` (RI at 1..K), ``n``, ``n_biology``, ``n_centres``,
         ``note`` (why ``ri`` is NaN, else None) and ``warnings``.
 
     Raises:
         ValueError: bad input (see `code_inputs`), or k above some query's usable neighbours.
     """
-    coded = code_inputs(embeddings, biology, centre, slide, group)
-    base = {
-        "n": coded.n,
-        "n_biology": int(coded.biology_names.size),
-        "n_centres": int(coded.centre_names.size),
-        "warnings": [],
-    }
-    centres_one_class = single_class_centres(coded)
-    if centres_one_class:
-        base["warnings"].append(
-            f"centre(s) with one biological class: {', '.join(centres_one_class)}"
-        )
-    reason = undefined_reason(coded)
-    if reason is not None:
-        return {
-            **base,
-            "ri": float("nan"),
-            "ri_std": float("nan"),
-            "ri_boot_mean": float("nan"),
-            "k": k,
-            "k_source": "given" if k is not None else None,
-            "note": reason,
-        }
-    max_usable = int(usable_counts(coded.slide, coded.group).min())
-    if max_usable < 1:
-        raise ValueError("some sample has no usable neighbour (its group holds only its own slide)")
-    if k is not None and not 1 <= k <= max_usable:
-        raise ValueError(
-            f"k={k} must be in [1, {max_usable}]: {max_usable} is the fewest usable neighbours "
-            "of any sample (rows of its group not from its own slide)"
-        )
-    candidates = k_grid(min(k_grid_max, max_usable + 1))
-    candidates = [c for c in candidates if c <= max_usable]
-    k_fetch = max([k or 0, curve_k or 0, *([] if k is not None else candidates)])
-    nb = usable_neighbours(
-        coded.embeddings, k_fetch, coded.slide, coded.group, dtype=dtype, device=device
+    coded, base, reason, candidates = prepare(
+        embeddings, biology, centre, slide, group, k, k_grid_max
     )
-    if k is None:
-        accuracy = knn_balanced_accuracy(coded.biology, nb.index, candidates)
-        k_used, k_source = max(accuracy, key=lambda c: (accuracy[c], -c)), "balanced_accuracy"
-    else:
-        accuracy = knn_balanced_accuracy(coded.biology, nb.index, [k])
-        k_used, k_source = k, "given"
-    types = neighbour_types(coded.biology, coded.centre, nb.index)
-    curve = ri_curve(types.so, types.os)
-    so_count = types.so[:, :k_used].sum(axis=1)
-    os_count = types.os[:, :k_used].sum(axis=1)
-    ri = float(curve[k_used - 1])
-    boot_mean, boot_std = bootstrap_ri(so_count, os_count, n_bootstrap, seed)
-    n_curve = curve_k or k_used
-    out = {
-        **base,
-        "ri": ri,
-        "ri_std": boot_std,
-        "ri_boot_mean": boot_mean,
-        "k": int(k_used),
-        "k_source": k_source,
-        "balanced_accuracy": float(accuracy[k_used]),
-        "balanced_accuracy_by_k": {int(c): float(a) for c, a in accuracy.items()},
-        "counts": {
-            name: int(getattr(types, name)[:, :k_used].sum()) for name in ("ss", "so", "os", "oo")
-        },
-        "ri_curve": [float(v) for v in curve[:n_curve]],
-        "curve_k": list(range(1, n_curve + 1)),
-        "note": None,
-    }
-    if not np.isfinite(ri):
-        out["note"] = f"no SO or OS neighbour among the first {k_used}: RI is 0/0"
-    return out
+    if reason is not None:
+        return nan_result(base, k, reason)
+    nb = usable_neighbours(
+        coded.embeddings,
+        max(*candidates, curve_k or 0),
+        coded.slide,
+        coded.group,
+        dtype=dtype,
+        device=device,
+    )
+    return ri_from_neighbours(
+        coded, base, nb.index, candidates, k is not None, n_bootstrap, seed, curve_k
+    )

@@ -68,7 +68,8 @@ def usable_neighbours(
         biology: (n,) integer codes, needed for `typed_m`.
         centre: (n,) integer codes, needed for `typed_m`.
         typed_m: number of typed SO / OS neighbours to return (0: none).
-        dtype: compute dtype of the similarities (float16 halves memory traffic on GPUs).
+        dtype: compute dtype of the similarities: float32 (default), float64 (reference
+            precision) or float16 (halves memory traffic on GPUs; checked against float32).
         device: where to compute (default: the embeddings' device, CPU for numpy).
         block_elements: similarities held per block.
 
@@ -92,7 +93,9 @@ def usable_neighbours(
     if typed_m and (biology is None or centre is None):
         raise ValueError("typed neighbours need biology and centre codes")
     dev = torch.device(device) if device is not None else x.device
-    z = F.normalize(x.to(device=dev, dtype=torch.float32), dim=1).to(dtype)
+    z = F.normalize(
+        x.to(device=dev, dtype=torch.float64 if dtype == torch.float64 else torch.float32), dim=1
+    ).to(dtype)
     slide_t = torch.as_tensor(slide, device=dev)
     group_t = torch.as_tensor(group, device=dev)
     bio_t = torch.as_tensor(biology, device=dev) if typed_m else None
@@ -101,7 +104,9 @@ def usable_neighbours(
     idx_out, sim_out, so_out, os_out = [], [], [], []
     for start in range(0, n, chunk):
         rows = slice(start, min(start + chunk, n))
-        sim = (z[rows] @ z.T).to(torch.float32)
+        sim = z[rows] @ z.T
+        if sim.dtype in (torch.float16, torch.bfloat16):
+            sim = sim.float()  # top-k and distances in float32; only the products in half
         invalid = (slide_t[rows, None] == slide_t[None, :]) | (
             group_t[rows, None] != group_t[None, :]
         )
@@ -120,10 +125,11 @@ def usable_neighbours(
                 sim.masked_fill(~(~same_bio & same_cen), float("-inf")).topk(m, dim=1).values.cpu()
             )
     index = torch.cat(idx_out).numpy().astype(np.int64)
-    distance = 1.0 - torch.cat(sim_out).double().numpy()
+    # Clipped to [0, 2] as sklearn's cosine_distances, which PathoROB and croma use.
+    distance = np.clip(1.0 - torch.cat(sim_out).double().numpy(), 0.0, 2.0)
     if not typed_m:
         return Neighbours(index, distance)
     # A -inf similarity is a missing typed neighbour: distance +inf, as croma records it.
-    so = 1.0 - torch.cat(so_out).double().numpy()
-    os_ = 1.0 - torch.cat(os_out).double().numpy()
+    so = np.clip(1.0 - torch.cat(so_out).double().numpy(), 0.0, np.inf)
+    os_ = np.clip(1.0 - torch.cat(os_out).double().numpy(), 0.0, np.inf)
     return Neighbours(index, distance, so, os_)
