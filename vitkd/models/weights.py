@@ -129,17 +129,23 @@ def _listing(title: str, items: list) -> str:
     return f"\n  {title} ({len(items)}): {shown}{more}"
 
 
-def _timm_filter(module: nn.Module, state: dict[str, Tensor]) -> dict[str, Tensor] | None:
-    """Apply timm's own checkpoint conversion for this model family (pos-embed resize, ...)."""
+def _timm_filter(
+    module: nn.Module, state: dict[str, Tensor]
+) -> tuple[dict[str, Tensor] | None, str]:
+    """Apply timm's own checkpoint conversion for this model family (pos-embed resize, ...).
+
+    Returns the converted state (None when the family has no filter or it failed) and, when it
+    failed, a sentence saying why: often the real cause of a mismatch, so it goes to the user.
+    """
     family = importlib.import_module(type(module).__module__)
     filter_fn = getattr(family, "checkpoint_filter_fn", None)
     if filter_fn is None:
-        return None
+        return None, ""
     try:
-        return filter_fn(dict(state), module)
+        return filter_fn(dict(state), module), ""
     except (KeyError, RuntimeError, ValueError, TypeError) as err:
-        _log.debug("timm checkpoint_filter_fn failed (%s); comparing raw keys", err)
-        return None
+        name = f"{family.__name__}.checkpoint_filter_fn"
+        return None, f"\ntimm's {name} could not convert the file: {type(err).__name__}: {err}"
 
 
 def load_weights(module: nn.Module, path: str | Path, strict: bool = True) -> None:
@@ -158,8 +164,9 @@ def load_weights(module: nn.Module, path: str | Path, strict: bool = True) -> No
     state = load_state_dict_file(path)
     expected = module.state_dict()
     missing, unexpected, shapes = _diff(state, expected)
+    filter_failure = ""
     if missing or unexpected or shapes:
-        filtered = _timm_filter(module, state)
+        filtered, filter_failure = _timm_filter(module, state)
         if filtered is not None:
             f_diff = _diff(filtered, expected)
             if sum(map(len, f_diff)) <= len(missing) + len(unexpected) + len(shapes):
@@ -172,14 +179,16 @@ def load_weights(module: nn.Module, path: str | Path, strict: bool = True) -> No
             + _listing("missing keys", missing)
             + _listing("unexpected keys", unexpected)
             + _listing("shape mismatches (key, file, model)", shapes)
+            + filter_failure
             + "\nCheck the architecture name and kwargs (e.g. preset 'h-optimus-0' for H-optimus-0)"
         )
     if missing or unexpected:
         _log.warning(
-            "%s loaded with strict=False:%s%s",
+            "%s loaded with strict=False:%s%s%s",
             path,
             _listing("missing keys (kept as initialised)", missing),
             _listing("unexpected keys (ignored)", unexpected),
+            filter_failure,
         )
     # Fill missing entries with the current values so the load itself stays strict.
     full = {k: state.get(k, v) for k, v in expected.items()}

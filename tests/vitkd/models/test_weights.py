@@ -165,3 +165,23 @@ def test_pos_embed_is_resampled_by_timm_filter(tmp_path: Path) -> None:
     )
     torch.testing.assert_close(small.pos_embed.detach(), want)
     torch.testing.assert_close(small.cls_token, big.cls_token)
+
+
+def test_failed_timm_conversion_is_named_in_the_error_and_the_warning(
+    source: dict, tmp_path: Path, monkeypatch, caplog
+) -> None:
+    def broken_filter(state: dict, model: torch.nn.Module) -> dict:
+        raise ValueError("pos_embed cannot be resampled")
+
+    monkeypatch.setattr(timm.models.vision_transformer, "checkpoint_filter_fn", broken_filter)
+    state = {k: v for k, v in source.items() if k != "norm.weight"}
+    path = _save("safetensors", state, tmp_path)
+    with pytest.raises(
+        WeightsMismatchError,
+        match=r"(?s)missing keys.*checkpoint_filter_fn.*"
+        r"ValueError: pos_embed cannot be resampled",
+    ):
+        load_weights(_model(), path)
+    with caplog.at_level(logging.WARNING):
+        load_weights(_model(), path, strict=False)
+    assert "ValueError: pos_embed cannot be resampled" in caplog.text
