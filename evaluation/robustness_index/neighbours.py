@@ -28,6 +28,42 @@ class Neighbours:
     os: np.ndarray | None = None
 
 
+class CellColumns:
+    """Columns sorted by (biology, centre) cell, so that each cell is one contiguous slice.
+
+    The m nearest SO (OS) neighbours of a query are the top m of the per-cell top-m's over
+    its SO (OS) cells. One top-m per cell slice of a similarity block therefore serves every
+    query of the block, instead of a masked full-width copy and a full-width top-k per type
+    (measured 3-4x cheaper on CPU).
+    """
+
+    def __init__(self, biology: np.ndarray, centre: np.ndarray, device: torch.device) -> None:
+        n_cen = int(centre.max()) + 1
+        cell = biology.astype(np.int64) * n_cen + centre
+        order = np.argsort(cell, kind="stable")
+        present, starts = np.unique(cell[order], return_index=True)
+        self.order = torch.as_tensor(order, device=device)
+        self.bounds = list(zip(starts.tolist(), [*starts[1:].tolist(), len(cell)], strict=True))
+        self.cell_bio = torch.as_tensor(present // n_cen, device=device)
+        self.cell_cen = torch.as_tensor(present % n_cen, device=device)
+
+    def typed_tops(
+        self, sim: torch.Tensor, row_bio: torch.Tensor, row_cen: torch.Tensor, m: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Top-m SO and OS similarities per row of `sim` (columns in this cell order)."""
+        vals = sim.new_full((sim.shape[0], len(self.bounds), m), float("-inf"))
+        for j, (a, b) in enumerate(self.bounds):
+            kk = min(m, b - a)
+            vals[:, j, :kk] = sim[:, a:b].topk(kk, dim=1).values
+        same_bio = self.cell_bio[None, :] == row_bio[:, None]
+        same_cen = self.cell_cen[None, :] == row_cen[:, None]
+        out = []
+        for cells in (same_bio & ~same_cen, ~same_bio & same_cen):
+            masked = vals.masked_fill(~cells[:, :, None], float("-inf"))
+            out.append(masked.flatten(1).topk(m, dim=1).values)
+        return out[0], out[1]
+
+
 def usable_counts(slide: np.ndarray, group: np.ndarray) -> np.ndarray:
     """Per sample, how many neighbours it may have: rows of its group not from its slide."""
     _, g_inv, g_count = np.unique(group, return_inverse=True, return_counts=True)
@@ -98,32 +134,33 @@ def usable_neighbours(
     ).to(dtype)
     slide_t = torch.as_tensor(slide, device=dev)
     group_t = torch.as_tensor(group, device=dev)
-    bio_t = torch.as_tensor(biology, device=dev) if typed_m else None
-    cen_t = torch.as_tensor(centre, device=dev) if typed_m else None
+    by_group = np.unique(group).size > 1  # one group: skip a (chunk x n) compare per block
+    cols = CellColumns(biology, centre, dev) if typed_m else None
+    if cols is not None:  # similarity columns in cell order; indices mapped back below
+        zc, slide_c, group_c = z[cols.order], slide_t[cols.order], group_t[cols.order]
+        bio_t, cen_t = torch.as_tensor(biology, device=dev), torch.as_tensor(centre, device=dev)
+    else:
+        zc, slide_c, group_c = z, slide_t, group_t
+    m = min(typed_m, n)
     chunk = max(1, block_elements // max(n, 1))
     idx_out, sim_out, so_out, os_out = [], [], [], []
     for start in range(0, n, chunk):
         rows = slice(start, min(start + chunk, n))
-        sim = z[rows] @ z.T
+        sim = z[rows] @ zc.T
         if sim.dtype in (torch.float16, torch.bfloat16):
             sim = sim.float()  # top-k and distances in float32; only the products in half
-        invalid = (slide_t[rows, None] == slide_t[None, :]) | (
-            group_t[rows, None] != group_t[None, :]
-        )
+        invalid = slide_t[rows, None] == slide_c[None, :]
+        if by_group:
+            invalid |= group_t[rows, None] != group_c[None, :]
         sim.masked_fill_(invalid, float("-inf"))
         top = sim.topk(k, dim=1)
-        idx_out.append(top.indices.cpu())
+        index = top.indices if cols is None else cols.order[top.indices]
+        idx_out.append(index.cpu())
         sim_out.append(top.values.cpu())
-        if typed_m:
-            same_bio = bio_t[rows, None] == bio_t[None, :]
-            same_cen = cen_t[rows, None] == cen_t[None, :]
-            m = min(typed_m, n)
-            so_out.append(
-                sim.masked_fill(~(same_bio & ~same_cen), float("-inf")).topk(m, dim=1).values.cpu()
-            )
-            os_out.append(
-                sim.masked_fill(~(~same_bio & same_cen), float("-inf")).topk(m, dim=1).values.cpu()
-            )
+        if cols is not None:
+            so_vals, os_vals = cols.typed_tops(sim, bio_t[rows], cen_t[rows], m)
+            so_out.append(so_vals.cpu())
+            os_out.append(os_vals.cpu())
     index = torch.cat(idx_out).numpy().astype(np.int64)
     # Clipped to [0, 2] as sklearn's cosine_distances, which PathoROB and croma use.
     distance = np.clip(1.0 - torch.cat(sim_out).double().numpy(), 0.0, 2.0)

@@ -146,3 +146,13 @@ def test_nipd_matches_croma() -> None:
     acc = 0.85 - np.linspace(0, 0.3, 6)[:, None] + rng.normal(0, 0.01, size=(6, 4))
     v = np.array([0, 0.1, 0.3, 0.5, 0.8, 1.0])
     assert nipd(acc, v, 1 / 3) == pytest.approx(croma.nipd(acc, v, 1 / 3), abs=1e-12)
+
+
+def test_float16_croma_matches_float32() -> None:
+    d = _data(seed=30)
+    a = robustness_metrics(d["x"], d["biology"], d["centre"], d["slide"], k=11, n_bootstrap=0)
+    b = robustness_metrics(
+        d["x"], d["biology"], d["centre"], d["slide"], k=11, n_bootstrap=0, dtype=torch.float16
+    )
+    np.testing.assert_allclose(b["croma"]["per_sample"], a["croma"]["per_sample"], atol=5e-3)
+    assert abs(a["mari"]["mari"] - b["mari"]["mari"]) < 5e-3
