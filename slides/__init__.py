@@ -19,7 +19,7 @@ from slides.grid_io import coords_attrs, load_grid, save_grid
 from slides.handles import SlideHandles
 from slides.image_io import read_image
 from slides.layout import coords_file, find_coords_files
-from slides.paths import SAMPLE_SLIDE, SLIDE_EXTENSIONS, find_slides
+from slides.paths import SAMPLE_SLIDE, SAMPLE_SLIDES, SAMPLES, SLIDE_EXTENSIONS, find_slides
 from slides.slide import Slide, open_slide
 from slides.thumbnail import save_grid_thumbnail
 from slides.tissue import TissueMask, detect_tissue
@@ -37,7 +37,9 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
+    "SAMPLES",
     "SAMPLE_SLIDE",
+    "SAMPLE_SLIDES",
     "SLIDE_EXTENSIONS",
     "CorruptSlideError",
     "GridTiles",

@@ -10,6 +10,9 @@ from pathlib import Path
 from slides.errors import SlideError, SlideNotFoundError
 
 SAMPLE_SLIDE = Path(__file__).resolve().parent / "samples" / "CMU-1-Small-Region.svs"
+# every shipped sample (see samples/README.md); the TCGA slide's file carries no MPP (20x, ~0.5)
+SAMPLE_SLIDES = (SAMPLE_SLIDE, SAMPLE_SLIDE.with_name("TCGA-CR-7395-01A-01-TS1.svs"))
+SAMPLES = "samples"  # the name that stands for SAMPLE_SLIDES in a list of slides
 
 # The only lists of file extensions in the project; everything else imports these.
 TIFF_EXTENSIONS = (".tif", ".tiff")

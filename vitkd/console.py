@@ -4,8 +4,7 @@ from __future__ import annotations
 
 
 def train() -> int:
-    """``vitkd-train``: ``python -m vitkd.train`` (its ``main`` returns the CLI, not a status)."""
-    from vitkd.train import main
+    """``vitkd-train``: ``python -m vitkd.train`` (user errors as one line, status 2)."""
+    from vitkd.train import cli_main
 
-    main()
-    return 0
+    return cli_main()

@@ -67,3 +67,28 @@ def tile_folder_samples(root: str | Path) -> list[ImageSample]:
             f"{root}: no images found; lay the folder out as split/class/image (split = train, val, test)"
         )
     return samples
+
+
+def labeled_folder_samples(root: str | Path) -> list[ImageSample]:
+    """Samples of a labelled folder in either layout benchmarks take from users:
+    ``<root>/{train,val,test}/<class>/<image>`` (splits kept) or ``<root>/<class>/<image>``
+    (every sample gets split ``all``; score it by leave-one-out)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise ProbeInputError(f"{root}: no such labelled folder")
+    subdirs = [p for p in root.iterdir() if p.is_dir()]
+    splits = {"train", "val", "valid", "test"}
+    if subdirs and all(p.name.lower() in splits for p in subdirs):
+        return tile_folder_samples(root)
+    samples = [
+        ImageSample(img, class_dir.name, "all")
+        for class_dir in sorted(subdirs)
+        for img in sorted(class_dir.rglob("*"))
+        if img.suffix.lower() in IMAGE_EXTENSIONS
+    ]
+    if len({s.label for s in samples}) < 2:
+        raise ProbeInputError(
+            f"{root}: need images of at least two classes, laid out as <class>/<image> or "
+            "<split>/<class>/<image>"
+        )
+    return samples

@@ -306,7 +306,7 @@ def test_datamodule_augment_device_switch_trains_on_cpu(tmp_path) -> None:
     arch = "vit_small_patch14_reg4_dinov2"
     kw = {"depth": 1, "embed_dim": 32, "num_heads": 2, "img_size": 56}
     module = DistillationModule(
-        teacher=TeacherConfig(name=arch, kwargs=kw),
+        teacher=TeacherConfig(name=arch, weights="random", kwargs=kw),
         student=StudentConfig(name=arch, kwargs=kw),
         targets="features",
     )

@@ -38,7 +38,7 @@ class CropConfig:
         n_local: number of local crops.
         global_scale: RandomResizedCrop area range of the global crops.
         local_scale: RandomResizedCrop area range of the local crops.
-        augment: augmentation preset: `none`, `dinov2` or `pathology`.
+        augment: augmentation preset: `none`, `light`, `dinov2` or `pathology`.
         teacher_view: what the teacher sees of each global crop: `same` (the student's augmented
             view, DINOv2), `light` (lightly augmented) or `clean` (no colour augmentation).
     """
@@ -49,7 +49,7 @@ class CropConfig:
     n_local: int = 8
     global_scale: tuple[float, float] = (0.32, 1.0)
     local_scale: tuple[float, float] = (0.05, 0.32)
-    augment: Literal["none", "dinov2", "pathology"] = "pathology"
+    augment: Literal["none", "light", "dinov2", "pathology"] = "pathology"
     teacher_view: Literal["same", "light", "clean"] = "light"
 
 
@@ -58,7 +58,8 @@ class TileSource:
     """Where tiles come from, and at which resolution.
 
     Args:
-        slides: slide files, folders or CSV files of paths; `None` and no `tiles`: the sample slide.
+        slides: slide files, folders or CSV files of paths (`samples`: the slides shipped with
+            vitkd); `None` and no `tiles`: the sample slide.
             With `coords`: the slides the coords files were made from.
         coords: a folder of precomputed coords files, so tiling happens once, before training:
             `python -m slides tile SLIDES --out DIR` (`DIR/<slide>.h5`) or a TRIDENT patch job
@@ -172,7 +173,10 @@ class DistillDataModule(L.LightningDataModule):
             )
         paths: list[Path] = []
         for entry in self.source.slides:
-            paths.extend(slides.find_slides(entry))
+            if entry == slides.SAMPLES:
+                paths.extend(slides.SAMPLE_SLIDES)
+            else:
+                paths.extend(slides.find_slides(entry))
         if not paths:
             raise ValueError(f"no slides found in data.source.slides = {self.source.slides}")
         return paths

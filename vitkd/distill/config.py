@@ -31,8 +31,9 @@ class TeacherConfig:
 
     Args:
         name: preset (`h-optimus-0`) or any timm architecture name.
-        weights: local weights file or folder; `None` means random init with a fixed seed
-            (demos and tests only: the run log says so).
+        weights: local weights file or folder, `builtin:demo-teacher` (the small teacher shipped
+            with vitkd), or `random` (random init with a fixed seed, for tests; the run log says
+            so). Required: a teacher without weights is an error.
         kwargs: extra timm constructor arguments (e.g. `depth: 2` for a small test teacher).
         heads: local file with teacher-side DINO/iBOT head weights, for `targets: prototypes`.
         dtype: `auto` (bf16 on CUDA, fp32 on CPU), `bf16`, `fp16` or `fp32`.
@@ -51,8 +52,8 @@ class StudentConfig:
 
     Args:
         name: preset (`h0-mini`) or any timm architecture name.
-        weights: local weights to start from (continued pretraining, a previous stage's export);
-            `None` is timm's random init.
+        weights: local weights (or `builtin:<name>`) to start from: continued pretraining, a
+            previous stage's export; `None` is timm's random init.
         kwargs: extra timm constructor arguments (e.g. `drop_path_rate`).
         grad_checkpointing: recompute activations in the backward pass to save memory.
     """

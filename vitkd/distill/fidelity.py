@@ -23,10 +23,12 @@ MAX_PATCH_TOKENS = 4096
 TOKENS_PER_TILE = 16
 
 
-def _fit_size(model: Backbone, x: torch.Tensor) -> torch.Tensor:
-    size = model.spec.img_size
-    if x.shape[-1] != size and not model.dynamic_img_size:
-        # held-out tiles are read at the tile size; a fixed-size model sees them resized
+def _fit_size(model: Backbone, x: torch.Tensor, size: int | None) -> torch.Tensor:
+    if size is None:
+        size = model.spec.img_size if not model.dynamic_img_size else x.shape[-1]
+    if x.shape[-1] != size:
+        # held-out tiles are read at the tile size; both models see them at the size of the
+        # global crops they were trained on (a dynamic-size student would otherwise see more)
         x = F.interpolate(x.float() / 255, size=(size, size), mode="bilinear", antialias=True)
     return x
 
@@ -38,6 +40,7 @@ def embed_all(
     device: torch.device,
     grid: tuple[int, int] | None = None,
     tokens_per_tile: int | None = TOKENS_PER_TILE,
+    size: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """CLS (N, D) and patch tokens (N, T, D) float32 of every uint8 tile batch in `loader`.
 
@@ -53,13 +56,15 @@ def embed_all(
         tokens_per_tile: keep this many patch positions per tile (`None`: all). The positions
             of tile i depend only on i and the grid, so teacher and student (same grid) keep
             the same ones.
+        size: side the tiles are resized to (the global crop size); `None`: the model's input
+            size, or the tile size for a dynamic-size model.
     """
     was_training = model.training
     model.eval()
     cls, patches = [], []
     seen = 0
     for batch in loader:
-        tokens = model.forward_tokens(_fit_size(model, batch.to(device)))
+        tokens = model.forward_tokens(_fit_size(model, batch.to(device), size))
         p = tokens.patches.float()
         if grid is not None and tuple(grid) != tuple(tokens.grid):
             p = resize_patch_grid(p, tokens.grid, grid)
@@ -85,11 +90,12 @@ def token_positions(first: int, n_tiles: int, n_tokens: int, keep: int) -> torch
     return torch.stack(rows)
 
 
-def patch_grid(model: Backbone, loader: DataLoader) -> tuple[int, int]:
-    """The patch grid a model produces for the loader's tiles."""
-    size = next(iter(loader)).shape[-1]
-    if not model.dynamic_img_size:
-        size = model.spec.img_size
+def patch_grid(model: Backbone, loader: DataLoader, size: int | None = None) -> tuple[int, int]:
+    """The patch grid a model produces for the loader's tiles (resized to `size` if given)."""
+    if size is None:
+        size = next(iter(loader)).shape[-1]
+        if not model.dynamic_img_size:
+            size = model.spec.img_size
     return model.grid_for(size, size)
 
 

@@ -34,6 +34,7 @@ from vitkd.distill.teacher_heads import (
 )
 from vitkd.losses import KoLeoLoss
 from vitkd.models import Backbone, build_student, build_teacher, check_alignable
+from vitkd.models.builtin import check_model_weights
 from vitkd.schedules import cosine, linear_warmup, scaled_lr, warmup_cosine
 
 log = logging.getLogger(__name__)
@@ -131,12 +132,19 @@ class DistillationModule(L.LightningModule):
             )
         self.targets = targets
         self.self_distill = targets == "self"
+        # checked before anything is built: a missing file must not wait for a 1.1 B model
+        self.teacher_weights_path, student_weights = check_model_weights(
+            self.teacher_cfg.weights,
+            self.teacher_cfg.name,
+            self.student_cfg.weights,
+            self.self_distill,
+        )
 
         with torch.random.fork_rng():
             if not self.self_distill:
                 self.teacher: Backbone = build_teacher(
                     self.teacher_cfg.name,
-                    self.teacher_cfg.weights,
+                    self.teacher_weights_path,
                     seed=seed,
                     **self.teacher_cfg.kwargs,
                 )
@@ -147,7 +155,7 @@ class DistillationModule(L.LightningModule):
             masked = self.targets in ("prototypes", "self") and self.losses.ibot > 0
             self.student: Backbone = build_student(
                 self.student_cfg.name,
-                self.student_cfg.weights,
+                student_weights,
                 with_mask_token=masked,
                 **self.student_cfg.kwargs,
             )

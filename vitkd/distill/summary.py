@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,9 @@ import lightning as L
 import torch
 from typing_extensions import override
 
+from slides.atomic import write_text_atomic
 from vitkd.distill.fidelity import embed_all, fidelity, patch_grid
+from vitkd.distill.summary_table import fidelity_table
 from vitkd.models.export import export_backbone, gather_state_dict
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ class RunSummary(L.Callback):
         self.before: dict[str, Any] = {}
         self.teacher_emb: tuple[torch.Tensor, torch.Tensor] | None = None
         self.grid: tuple[int, int] | None = None
+        self.size: int | None = None
         self.started = 0.0
 
     def _holdout(self, trainer: L.Trainer):
@@ -55,14 +57,15 @@ class RunSummary(L.Callback):
             # self-distillation: the teacher is the student's own shadow, no fidelity to measure
             return
         # every rank runs the forwards (collectives under FSDP), only rank 0 scores them
-        self.grid = patch_grid(pl_module.student, loader)
-        teacher = embed_all(pl_module.teacher, loader, pl_module.device, self.grid)
-        student = embed_all(pl_module.ema, loader, pl_module.device)
+        self.size = _crop_size(trainer)
+        self.grid = patch_grid(pl_module.student, loader, self.size)
+        teacher = embed_all(pl_module.teacher, loader, pl_module.device, self.grid, size=self.size)
+        student = embed_all(pl_module.ema, loader, pl_module.device, size=self.size)
         adaptor = _gather(pl_module, [_ADAPTOR]).get(_ADAPTOR)
         if trainer.is_global_zero:
             self.teacher_emb = teacher
             self.before = fidelity(student, teacher, _adaptor(pl_module), adaptor)
-            log.info("fidelity before training: %s", self.before)
+            log.debug("fidelity before training: %s", self.before)
 
     @override
     def on_train_batch_end(
@@ -89,11 +92,13 @@ class RunSummary(L.Callback):
         embeddings = {}
         if measured:
             for name in ("ema", "student"):
-                embeddings[name] = embed_all(getattr(pl_module, name), loader, pl_module.device)
+                embeddings[name] = embed_all(
+                    getattr(pl_module, name), loader, pl_module.device, size=self.size
+                )
         names = [_ADAPTOR] if measured else []
         if self.export:
             names.append("ema")
-            if not pl_module.self_distill and pl_module.teacher_cfg.weights is None:
+            if not pl_module.self_distill and pl_module.teacher_weights_path is None:
                 # a random teacher exists nowhere else: keep it so the run can be evaluated later
                 names.append("teacher")
         weights = _gather(pl_module, names)
@@ -105,7 +110,9 @@ class RunSummary(L.Callback):
                 after[name] = fidelity(
                     emb, self.teacher_emb, _adaptor(pl_module), weights.get(_ADAPTOR)
                 )
-            log.info("fidelity after training: %s", after)
+            table = fidelity_table(self.before, after)
+            if table:
+                log.info("\n%s", table)
         export_dir = None
         if "ema" in weights:
             export_dir = export_backbone(
@@ -129,7 +136,7 @@ class RunSummary(L.Callback):
             "teacher_weights": (
                 None
                 if pl_module.self_distill
-                else pl_module.teacher_cfg.weights or "random-init (fixed seed)"
+                else pl_module.teacher_weights_path or "random-init (fixed seed)"
             ),
             "student": pl_module.student_cfg.name,
             "steps": int(trainer.global_step),
@@ -145,13 +152,17 @@ class RunSummary(L.Callback):
             "teacher_export": str(teacher_dir) if teacher_dir else None,
         }
         path = run_dir / "summary.json"
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(summary, indent=2) + "\n")
-        os.replace(tmp, path)
+        write_text_atomic(path, json.dumps(summary, indent=2) + "\n")
         log.info("wrote %s", path)
 
 
 _ADAPTOR = "objective.cls_adaptor"
+
+
+def _crop_size(trainer: L.Trainer) -> int | None:
+    """The global crop size the models train on, if the data module has one."""
+    crops = getattr(trainer.datamodule, "crops", None)
+    return getattr(crops, "global_size", None)
 
 
 def _teacher_name(pl_module: L.LightningModule) -> str:

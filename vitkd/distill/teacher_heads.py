@@ -7,6 +7,7 @@ from pathlib import Path
 from safetensors.torch import save_file
 from torch import nn
 
+from slides.atomic import atomic_path
 from vitkd.distill.config import HeadConfig, LossConfig
 from vitkd.models import DINOHead, load_weights
 
@@ -36,8 +37,7 @@ def save_teacher_heads(heads: nn.ModuleDict, run_dir: Path) -> Path:
     """Write the fitted heads to `<run_dir>/teacher_heads.safetensors` (reuse with `teacher.heads`)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / "teacher_heads.safetensors"
-    tmp = path.with_suffix(".tmp")
     state = {k: v.detach().contiguous().cpu() for k, v in heads.state_dict().items()}
-    save_file(state, str(tmp))
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp))
     return path

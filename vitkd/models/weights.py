@@ -193,3 +193,9 @@ def load_weights(module: nn.Module, path: str | Path, strict: bool = True) -> No
     # Fill missing entries with the current values so the load itself stays strict.
     full = {k: state.get(k, v) for k, v in expected.items()}
     module.load_state_dict(full, strict=True)
+
+
+def weight_files(path: str | Path) -> list[Path]:
+    """The weight file(s) behind a local path, or `WeightsNotFoundError` naming it; cheap, so
+    callers check a path before building a large model."""
+    return _resolve_file(Path(path).expanduser())

@@ -19,7 +19,9 @@ def tiny_module(student_depth: int = 1, **overrides: Any) -> DistillationModule:
     """A 1-block teacher (width 48) and a `student_depth`-block student (width 32), 56 px crops."""
     kwargs: dict[str, Any] = {
         "teacher": TeacherConfig(
-            name=ARCH, kwargs={"depth": 1, "embed_dim": 48, "num_heads": 2, "img_size": SIZE}
+            name=ARCH,
+            weights="random",
+            kwargs={"depth": 1, "embed_dim": 48, "num_heads": 2, "img_size": SIZE},
         ),
         "student": StudentConfig(
             name=ARCH,

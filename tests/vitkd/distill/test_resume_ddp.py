@@ -39,7 +39,9 @@ def test_checkpoint_holds_no_teacher_weights_and_rejects_another_teacher(tmp_pat
     state = torch.load(tmp_path / "last.ckpt", weights_only=True)
     assert not [k for k in state["state_dict"] if k.startswith("teacher.")]
     assert any(k.startswith("ema.") for k in state["state_dict"])
-    other = TeacherConfig(name=module.teacher_cfg.name, kwargs=module.teacher_cfg.kwargs)
+    other = TeacherConfig(
+        name=module.teacher_cfg.name, weights="random", kwargs=module.teacher_cfg.kwargs
+    )
     with pytest.raises(ValueError, match="different teacher"):
         tiny_module(teacher=other, seed=1).on_load_checkpoint(state)
 
@@ -56,7 +58,7 @@ class _FinalWeights(L.Callback):
 
 
 def test_two_process_ddp_equals_one_process_on_the_same_global_batch(tmp_path) -> None:
-    # KoLeo is per device by definition (REFERENCE.md), so it is the one term left out here
+    # KoLeo is per device by definition (DINOv2, dinov2/loss/koleo_loss.py), so it is left out
     losses = LossConfig(koleo=0.0)
     single = tmp_path / "single.pt"
     trainer(tmp_path / "s", 3, callbacks=[_FinalWeights(str(single))]).fit(

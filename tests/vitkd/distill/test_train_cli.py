@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[3]
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
 
 TINY = [
+    "--model.teacher.weights=random",
     "--model.teacher.kwargs",
     '{"depth": 1, "embed_dim": 48, "num_heads": 2, "img_size": 56}',
     "--model.student.kwargs",

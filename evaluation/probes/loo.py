@@ -1,0 +1,38 @@
+"""Leave-one-out kNN and logistic probes, for labelled sets too small to split."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import LeaveOneOut, cross_val_predict
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from evaluation.probes.data import balanced_accuracy
+
+
+def loo_knn(x: np.ndarray, y: np.ndarray, k: int = 20) -> float:
+    """Balanced accuracy of cosine kNN where each sample is classified by all the others
+    (k capped at n - 1; ties go to the larger summed similarity, as `knn_predict`)."""
+    n = len(y)
+    k = min(k, n - 1)
+    z = F.normalize(torch.as_tensor(x, dtype=torch.float32), dim=1)
+    sim = z @ z.T
+    sim.fill_diagonal_(float("-inf"))
+    top, idx = sim.topk(k, dim=1)
+    labels = torch.as_tensor(y, dtype=torch.int64)
+    votes = torch.zeros(n, int(labels.max()) + 1)
+    votes.scatter_add_(1, labels[idx], torch.ones_like(top))
+    votes.scatter_add_(1, labels[idx], top / (4 * k))
+    return balanced_accuracy(np.asarray(y), votes.argmax(1).numpy())
+
+
+def loo_logistic(x: np.ndarray, y: np.ndarray, c: float = 1.0, seed: int = 0) -> float:
+    """Balanced accuracy of standardised L2 logistic regression, leave-one-out."""
+    model = make_pipeline(
+        StandardScaler(), LogisticRegression(C=c, max_iter=1000, random_state=seed)
+    )
+    pred = cross_val_predict(model, x, y, cv=LeaveOneOut())
+    return balanced_accuracy(np.asarray(y), pred)
