@@ -4,9 +4,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from evaluation.cli import fidelity, hest, plism, probe, report, robustness
+from evaluation.cli import fidelity, hest, plism, probe, report, robustness, robustness_index
 
-COMMANDS = (probe, hest, plism, robustness, fidelity, report)
+COMMANDS = (probe, hest, plism, robustness, robustness_index, fidelity, report)
 
 
 def build_parser() -> argparse.ArgumentParser:

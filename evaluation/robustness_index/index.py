@@ -109,6 +109,7 @@ def prepare(
             f"k={k} must be in [1, {max_usable}]: {max_usable} is the fewest usable neighbours "
             "of any sample (rows of its group not from its own slide)"
         )
+    base["max_usable_k"] = max_usable
     candidates = [k] if k is not None else [c for c in k_grid(k_grid_max) if c <= max_usable]
     return coded, base, reason, candidates
 
@@ -217,7 +218,8 @@ def robustness_index(
         n_bootstrap: query resamples for ``ri_std`` (fewer than 2: NaN std).
         seed: seed of the bootstrap.
         group: (n,) evaluation group; None: one group.
-        curve_k: also return RI(1..curve_k) as ``ri_curve`` (None: up to k).
+        curve_k: also return RI(1..curve_k) as ``ri_curve`` (None: up to k); capped at the
+            fewest usable neighbours (``max_usable_k``).
         k_grid_max: upper end (exclusive) of the k grid searched when k is None.
         dtype: similarity dtype (``torch.float16`` is an option, checked against float32).
         device: torch device for the neighbour search.
@@ -237,6 +239,7 @@ def robustness_index(
     )
     if reason is not None:
         return nan_result(base, k, reason)
+    curve_k = min(curve_k, base["max_usable_k"]) if curve_k else None
     nb = usable_neighbours(
         coded.embeddings,
         max(*candidates, curve_k or 0),

@@ -48,6 +48,7 @@ def robustness_metrics(
             "mari": {"mari": nan, "support": nan, "k": k, "note": reason},
             "croma": {"croma": nan, "ltm": nan, "f0": nan, "support": nan, "m": m, "note": reason},
         }
+    curve_k = min(curve_k, base["max_usable_k"]) if curve_k else None
     nb = usable_neighbours(
         coded.embeddings,
         max(*candidates, curve_k or 0),

@@ -1,0 +1,162 @@
+"""`robustness-index`: PathoROB's Robustness Index and croma's MaRI / CRoMa from embeddings + a manifest, one encoder or several side by side."""
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from evaluation.cli.common import add_out, resolved_args
+from evaluation.outputs import write_run
+
+K_CHOICES = (
+    "an integer, auto (best biological kNN balanced accuracy), tcga, camelyon or tolkach_esca"
+)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register the subcommand."""
+    p = sub.add_parser(
+        "robustness-index",
+        aliases=["robustness_index"],  # the module name, as the other commands are spelt
+        help="Robustness Index, MaRI and CRoMa on a multi-centre cohort",
+        description=__doc__,
+    )
+    p.add_argument(
+        "--embeddings",
+        nargs="+",
+        required=True,
+        metavar="[NAME=]FILE",
+        help="one embedding file per encoder (.h5 features, .npy, .pt), e.g. teacher=t.h5 "
+        "student=s.h5; rows follow the manifest's index column, else its row order",
+    )
+    p.add_argument(
+        "--manifest",
+        type=Path,
+        required=True,
+        help="CSV with biological label, centre/scanner/site and slide id columns; optional "
+        "group (paired subset), index and path",
+    )
+    p.add_argument("--centre-column", help="confounder column name when the manifest has several")
+    p.add_argument("--k", default="auto", help=f"RI neighbours: {K_CHOICES} (default auto)")
+    p.add_argument("--m", type=int, default=5, help="CRoMa typed neighbours per side (default 5)")
+    p.add_argument("--tau", type=float, help="MaRI temperature (default: median typed distance)")
+    p.add_argument(
+        "--paired",
+        action="store_true",
+        help="PathoROB's paired 2x2 design: neighbours only within the manifest's group column",
+    )
+    p.add_argument("--curve-k", type=int, default=100, help="RI(k) curve up to this k")
+    p.add_argument("--n-bootstrap", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dtype", choices=["float32", "float16", "float64"], default="float32")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    add_out(p)
+    p.set_defaults(func=run)
+
+
+def parse_k(value: str) -> int | None:
+    """--k as an integer, None for auto, or PathoROB's default of a named dataset."""
+    from evaluation.robustness_index import PATHOROB_DEFAULT_K
+
+    if value == "auto":
+        return None
+    if value in PATHOROB_DEFAULT_K:
+        return PATHOROB_DEFAULT_K[value]
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"--k {value!r}: use {K_CHOICES}") from None
+
+
+def parse_embeddings(specs: list[str]) -> dict[str, Path]:
+    """``NAME=FILE`` (or ``FILE``, named by its stem) in the given order; names must differ."""
+    out: dict[str, Path] = {}
+    for spec in specs:
+        name, sep, file = spec.partition("=")
+        name, file = (name, file) if sep else (Path(spec).stem, spec)
+        if name in out:
+            raise ValueError(f"--embeddings: the name {name!r} is given twice; use NAME=FILE")
+        out[name] = Path(file)
+    return out
+
+
+def summary_row(name: str, r: dict) -> dict[str, object]:
+    """One encoder's headline numbers for table.csv."""
+    ri, mari, croma = r["ri"], r["mari"], r["croma"]
+    notes = "; ".join(x for x in (ri.get("note"), mari.get("note"), croma.get("note")) if x)
+    return {
+        "encoder": name,
+        "k": ri.get("k"),
+        "ri": ri["ri"],
+        "ri_std": ri["ri_std"],
+        "balanced_accuracy": ri.get("balanced_accuracy"),
+        "mari": mari["mari"],
+        "tau": mari.get("tau"),
+        "croma": croma["croma"],
+        "croma_ltm10": croma.get("ltm"),
+        "croma_f0": croma.get("f0"),
+        "croma_support": croma.get("support"),
+        "ri_support": ri.get("support"),
+        "note": notes,
+    }
+
+
+def run(args: argparse.Namespace) -> None:
+    """Run the subcommand."""
+    from evaluation.embeddings_io import load_array
+    from evaluation.outputs import staged_folder
+    from evaluation.robustness_index import robustness_metrics
+    from evaluation.robustness_index.manifest import ManifestError, align, read_manifest
+
+    k = parse_k(args.k)
+    files = parse_embeddings(args.embeddings)
+    manifest = read_manifest(args.manifest, args.centre_column)
+    if args.paired and manifest.group is None:
+        raise ManifestError(f"{args.manifest}: --paired needs a group column (group or subset)")
+    encoders, per_sample = {}, {}
+    for name, file in files.items():
+        x = align(load_array(file), manifest, name=str(file))
+        r = robustness_metrics(
+            x,
+            manifest.biology,
+            manifest.centre,
+            manifest.slide,
+            k=k,
+            m=args.m,
+            group=manifest.group if args.paired else None,
+            tau=args.tau,
+            n_bootstrap=args.n_bootstrap,
+            seed=args.seed,
+            curve_k=args.curve_k,
+            dtype=getattr(torch, args.dtype),
+            device=args.device,
+        )
+        per_sample[name] = r["croma"].pop("per_sample", np.full(len(manifest), np.nan))
+        r["mari"].pop("per_query", None)
+        encoders[name] = r
+    rows = [summary_row(n, r) for n, r in encoders.items()]
+    payload = {
+        "design": "paired_2x2" if args.paired else "all",
+        "n_samples": len(manifest),
+        "manifest_columns": manifest.columns,
+        "encoders": encoders,
+    }
+    if len(encoders) >= 2:
+        first, *rest = encoders
+        payload["differences"] = {
+            f"{other} - {first}": {
+                key: rows[i + 1][key] - rows[0][key]
+                for key in ("ri", "mari", "croma", "croma_ltm10", "croma_f0")
+            }
+            for i, other in enumerate(rest)
+        }
+    with staged_folder(args.out) as tmp:
+        np.savez_compressed(tmp / "croma_values.npz", **per_sample)
+        write_run(tmp, "robustness-index", resolved_args(args), payload, rows)
+    for row in rows:
+        print(
+            f"{row['encoder']}: RI={row['ri']:.3f}±{row['ri_std']:.3f} (k={row['k']}) "
+            f"MaRI={row['mari']:.3f} CRoMa={row['croma']:.3f} LTM10={row['croma_ltm10']:.3f} "
+            f"F(0)={row['croma_f0']:.3f}" + (f"  [{row['note']}]" if row["note"] else "")
+        )

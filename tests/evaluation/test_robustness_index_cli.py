@@ -1,0 +1,167 @@
+"""`python -m evaluation robustness-index` end to end on generated cohorts, and its bad-input errors."""
+
+import csv
+import json
+
+import h5py
+import numpy as np
+import pytest
+from robustness_data import cohort
+
+from evaluation.cli import main
+
+
+def _write(tmp_path, d: dict, rows=None, extra_cols=None) -> tuple:
+    manifest = tmp_path / "manifest.csv"
+    cols = {
+        "label": d["biology"],
+        "center": d["centre"],
+        "slide_id": d["slide"],
+        **(extra_cols or {}),
+    }
+    n = len(d["x"])
+    with manifest.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(list(cols))
+        for i in rows if rows is not None else range(n):
+            w.writerow([cols[c][i] for c in cols])
+    teacher = tmp_path / "teacher.npy"
+    np.save(teacher, d["x"])
+    student = tmp_path / "student.h5"
+    with h5py.File(student, "w") as f:
+        # A student that ignores the centre: the class signal plus noise.
+        f["features"] = d["x_clean"]
+    return manifest, teacher, student
+
+
+def _cohort() -> dict:
+    d = cohort(classes=2, centres=3, slides_per_cell=2, tiles_per_slide=10, centre_strength=1.5)
+    clean = cohort(classes=2, centres=3, slides_per_cell=2, tiles_per_slide=10, centre_strength=0.0)
+    d["x_clean"] = clean["x"]
+    return d
+
+
+def test_teacher_vs_student_side_by_side(tmp_path, capsys) -> None:
+    d = _cohort()
+    manifest, teacher, student = _write(tmp_path, d)
+    out = tmp_path / "out"
+    main(
+        [
+            "robustness-index",
+            "--embeddings",
+            f"teacher={teacher}",
+            f"student={student}",
+            "--manifest",
+            str(manifest),
+            "--k",
+            "11",
+            "--n-bootstrap",
+            "50",
+            "--out",
+            str(out),
+        ]
+    )
+    results = json.loads((out / "results.json").read_text())
+    assert list(results["encoders"]) == ["teacher", "student"]
+    t, s = results["encoders"]["teacher"], results["encoders"]["student"]
+    assert s["ri"]["ri"] > t["ri"]["ri"] and s["croma"]["croma"] > t["croma"]["croma"]
+    assert results["differences"]["student - teacher"]["ri"] == pytest.approx(
+        s["ri"]["ri"] - t["ri"]["ri"]
+    )
+    assert t["ri"]["k"] == 11 and len(t["ri"]["ri_curve"]) == min(100, t["ri"]["max_usable_k"])
+    with (out / "table.csv").open() as f:
+        assert [r["encoder"] for r in csv.DictReader(f)] == ["teacher", "student"]
+    violins = np.load(out / "croma_values.npz")
+    assert violins["student"].shape == (len(d["x"]),)
+    assert "student: RI=" in capsys.readouterr().out
+
+
+def test_index_column_and_named_k(tmp_path) -> None:
+    d = _cohort()
+    perm = np.random.default_rng(0).permutation(len(d["x"]))
+    manifest, teacher, _ = _write(
+        tmp_path, d, rows=perm, extra_cols={"index": np.arange(len(d["x"]))}
+    )
+    out = tmp_path / "out"
+    main(
+        [
+            "robustness-index",
+            "--embeddings",
+            str(teacher),
+            "--manifest",
+            str(manifest),
+            "--k",
+            "camelyon",
+            "--n-bootstrap",
+            "0",
+            "--out",
+            str(out),
+        ]
+    )
+    ri = json.loads((out / "results.json").read_text())["encoders"]["teacher"]["ri"]
+    from evaluation.robustness_index import robustness_index
+
+    direct = robustness_index(d["x"], d["biology"], d["centre"], d["slide"], k=11, n_bootstrap=0)
+    assert ri["ri"] == pytest.approx(direct["ri"]) and ri["k"] == 11
+
+
+def test_one_class_is_reported_nan(tmp_path) -> None:
+    d = _cohort()
+    d["biology"] = np.full(len(d["x"]), "tumour")
+    manifest, teacher, _ = _write(tmp_path, d)
+    out = tmp_path / "out"
+    main(
+        [
+            "robustness-index",
+            "--embeddings",
+            str(teacher),
+            "--manifest",
+            str(manifest),
+            "--k",
+            "5",
+            "--out",
+            str(out),
+        ]
+    )
+    r = json.loads((out / "results.json").read_text())["encoders"]["teacher"]
+    assert r["ri"]["ri"] is None and "one biological class" in r["ri"]["note"]
+    assert r["croma"]["croma"] is None
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("missing", "missing column(s) centre, slide"),
+        ("nan", "NaN/inf in 1 row"),
+        ("k", "k=500 must be in"),
+        ("paired", "--paired needs a group column"),
+        ("rows", "has 120 rows, the manifest 119"),
+    ],
+)
+def test_bad_input_exits_with_its_reason(tmp_path, capsys, case: str, message: str) -> None:
+    d = _cohort()
+    manifest, teacher, _ = _write(tmp_path, d, rows=range(119) if case == "rows" else None)
+    if case == "missing":
+        manifest.write_text("label,x\na,1\n")
+    if case == "nan":
+        x = d["x"].copy()
+        x[4, 2] = np.nan
+        np.save(teacher, x)
+    argv = [
+        "robustness-index",
+        "--embeddings",
+        str(teacher),
+        "--manifest",
+        str(manifest),
+        "--k",
+        "500" if case == "k" else "5",
+        "--out",
+        str(tmp_path / "out"),
+    ]
+    if case == "paired":
+        argv.append("--paired")
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out" / "results.json").exists()
