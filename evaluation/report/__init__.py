@@ -6,6 +6,7 @@ from pathlib import Path
 from evaluation.outputs import staged_folder
 from evaluation.report.collect import ReportInputError, Run, load_run, unique_labels
 from evaluation.report.document import Section, to_html, to_markdown
+from evaluation.report.robustness_index_section import robustness_index_section
 from evaluation.report.sections import (
     fidelity_section,
     hest_section,
@@ -45,6 +46,8 @@ def _sections(runs: Sequence[Run], out: Path) -> list[Section]:
     sections: list[Section] = []
     for r in by_kind.get("robustness", []):
         sections.append(robustness_section(r, out))
+    for r in by_kind.get("robustness-index", []):
+        sections.append(robustness_index_section(r, out))
     if "plism" in by_kind:
         sections.append(plism_section(by_kind["plism"], out))
     if "probe" in by_kind:
@@ -55,7 +58,8 @@ def _sections(runs: Sequence[Run], out: Path) -> list[Section]:
         sections.append(fidelity_section(by_kind["fidelity"]))
     for r in by_kind.get("train", []):
         sections.append(train_section(r, out))
-    unknown = sorted(set(by_kind) - {"robustness", "plism", "probe", "hest", "fidelity", "train"})
+    known = {"robustness", "robustness-index", "plism", "probe", "hest", "fidelity", "train"}
+    unknown = sorted(set(by_kind) - known)
     if unknown:
         sections.append(
             Section("Other runs", [f"Not rendered (unknown command): {', '.join(unknown)}"])

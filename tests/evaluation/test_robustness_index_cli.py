@@ -165,3 +165,34 @@ def test_bad_input_exits_with_its_reason(tmp_path, capsys, case: str, message: s
     assert exc.value.code == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "out" / "results.json").exists()
+
+
+def test_report_gets_a_robustness_index_section(tmp_path) -> None:
+    from evaluation.report import build_report
+
+    d = _cohort()
+    manifest, teacher, student = _write(tmp_path, d)
+    run_dir = tmp_path / "ri"
+    main(
+        [
+            "robustness-index",
+            "--embeddings",
+            f"teacher={teacher}",
+            f"student={student}",
+            "--manifest",
+            str(manifest),
+            "--k",
+            "11",
+            "--n-bootstrap",
+            "0",
+            "--out",
+            str(run_dir),
+        ]
+    )
+    html, _ = build_report([run_dir], tmp_path / "report")
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert "Robustness Index, MaRI, CRoMa" in md and "| student |" in md
+    assert "student - teacher" in md and "Other runs" not in md
+    assert (tmp_path / "report" / "ri_ri_curve.png").stat().st_size > 1000
+    assert (tmp_path / "report" / "ri_croma.png").stat().st_size > 1000
+    assert html.is_file()
