@@ -134,6 +134,7 @@ def run(args: argparse.Namespace) -> None:
         )
         per_sample[name] = r["croma"].pop("per_sample", np.full(len(manifest), np.nan))
         r["mari"].pop("per_query", None)
+        r["ri"].pop("per_query", None)
         encoders[name] = r
     rows = [summary_row(n, r) for n, r in encoders.items()]
     payload = {

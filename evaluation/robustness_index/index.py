@@ -167,6 +167,8 @@ def ri_from_neighbours(
         "support": float(informative.mean()),
         "ri_curve": [float(v) for v in curve[:n_curve]],
         "curve_k": list(range(1, n_curve + 1)),
+        # Per-query SO / OS counts among the first k (arrays; dropped from JSON outputs).
+        "per_query": {"so": so_count, "os": os_count},
         "note": None,
     }
     if not np.isfinite(ri):
