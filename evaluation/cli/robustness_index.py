@@ -2,12 +2,16 @@
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from evaluation.cli.common import add_out, resolved_args
 from evaluation.outputs import write_run
+
+if TYPE_CHECKING:
+    from evaluation.robustness_index.manifest import Manifest
 
 K_CHOICES = (
     "an integer, auto (best biological kNN balanced accuracy), tcga, camelyon or tolkach_esca"
@@ -28,7 +32,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         required=True,
         metavar="[NAME=]FILE",
         help="one embedding file per encoder (.h5 features, .npy, .pt), e.g. teacher=t.h5 "
-        "student=s.h5; rows follow the manifest's index column, else its row order",
+        "student=s.h5; rows follow the manifest's index column, else its row order. A folder "
+        "is read as PathoROB's layout (<centre>.npz keyed slide_id-patch_id; needs patch_id)",
     )
     p.add_argument(
         "--manifest",
@@ -38,6 +43,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "group (paired subset), index and path",
     )
     p.add_argument("--centre-column", help="confounder column name when the manifest has several")
+    p.add_argument(
+        "--drop-group",
+        nargs="+",
+        default=[],
+        metavar="VALUE",
+        help="leave out rows whose group/subset is one of these (PathoROB drops OOD)",
+    )
     p.add_argument("--k", default="auto", help=f"RI neighbours: {K_CHOICES} (default auto)")
     p.add_argument("--m", type=int, default=5, help="CRoMa typed neighbours per side (default 5)")
     p.add_argument("--tau", type=float, help="MaRI temperature (default: median typed distance)")
@@ -81,6 +93,24 @@ def parse_embeddings(specs: list[str]) -> dict[str, Path]:
     return out
 
 
+def load_embeddings(file: Path, manifest: "Manifest", keep: np.ndarray) -> np.ndarray:
+    """One encoder's kept rows in manifest order: a file (index column or row order) or a
+    PathoROB folder (only the kept rows are read: dropped ones may have no features)."""
+    from evaluation.embeddings_io import load_array
+    from evaluation.robustness_index.manifest import ManifestError, align
+    from evaluation.robustness_index.pathorob_layout import read_pathorob_features
+
+    if file.is_dir():
+        if manifest.patch is None:
+            raise ManifestError(
+                f"{file} is a PathoROB features folder: the manifest needs patch_id"
+            )
+        return read_pathorob_features(
+            file, manifest.slide[keep], manifest.patch[keep], manifest.centre[keep]
+        )
+    return align(load_array(file), manifest, name=str(file))[keep]
+
+
 def summary_row(name: str, r: dict) -> dict[str, object]:
     """One encoder's headline numbers for table.csv."""
     ri, mari, croma = r["ri"], r["mari"], r["croma"]
@@ -104,27 +134,33 @@ def summary_row(name: str, r: dict) -> dict[str, object]:
 
 def run(args: argparse.Namespace) -> None:
     """Run the subcommand."""
-    from evaluation.embeddings_io import load_array
     from evaluation.outputs import staged_folder
     from evaluation.robustness_index import robustness_metrics
-    from evaluation.robustness_index.manifest import ManifestError, align, read_manifest
+    from evaluation.robustness_index.manifest import ManifestError, read_manifest
 
     k = parse_k(args.k)
     files = parse_embeddings(args.embeddings)
     manifest = read_manifest(args.manifest, args.centre_column)
     if args.paired and manifest.group is None:
         raise ManifestError(f"{args.manifest}: --paired needs a group column (group or subset)")
+    keep = np.ones(len(manifest), dtype=bool)
+    if args.drop_group:
+        if manifest.group is None:
+            raise ManifestError(
+                f"{args.manifest}: --drop-group needs a group column (group or subset)"
+            )
+        keep = ~np.isin(manifest.group, args.drop_group)
     encoders, per_sample = {}, {}
     for name, file in files.items():
-        x = align(load_array(file), manifest, name=str(file))
+        x = load_embeddings(file, manifest, keep)
         r = robustness_metrics(
             x,
-            manifest.biology,
-            manifest.centre,
-            manifest.slide,
+            manifest.biology[keep],
+            manifest.centre[keep],
+            manifest.slide[keep],
             k=k,
             m=args.m,
-            group=manifest.group if args.paired else None,
+            group=manifest.group[keep] if args.paired else None,
             tau=args.tau,
             n_bootstrap=args.n_bootstrap,
             seed=args.seed,
@@ -132,14 +168,15 @@ def run(args: argparse.Namespace) -> None:
             dtype=getattr(torch, args.dtype),
             device=args.device,
         )
-        per_sample[name] = r["croma"].pop("per_sample", np.full(len(manifest), np.nan))
+        per_sample[name] = r["croma"].pop("per_sample", np.full(int(keep.sum()), np.nan))
         r["mari"].pop("per_query", None)
         r["ri"].pop("per_query", None)
         encoders[name] = r
     rows = [summary_row(n, r) for n, r in encoders.items()]
     payload = {
         "design": "paired_2x2" if args.paired else "all",
-        "n_samples": len(manifest),
+        "n_samples": int(keep.sum()),
+        "dropped_rows": int((~keep).sum()),
         "manifest_columns": manifest.columns,
         "encoders": encoders,
     }

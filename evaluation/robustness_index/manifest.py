@@ -16,6 +16,7 @@ ALIASES = {
     "group": ("group", "subset"),
     "index": ("index", "row", "embedding_index"),
     "path": ("path", "image_path", "tile_path"),
+    "patch": ("patch_id", "patch"),
 }
 REQUIRED = ("biology", "centre", "slide")
 
@@ -34,6 +35,7 @@ class Manifest:
     group: np.ndarray | None
     index: np.ndarray | None
     path: np.ndarray | None
+    patch: np.ndarray | None
     columns: dict[str, str]
 
     def __len__(self) -> int:
@@ -102,6 +104,7 @@ def read_manifest(path: str | Path, centre_column: str | None = None) -> Manifes
         group=column("group"),
         index=index,
         path=column("path"),
+        patch=column("patch"),
         columns={k: v for k, v in found.items() if v is not None},
     )
 

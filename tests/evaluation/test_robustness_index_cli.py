@@ -196,3 +196,62 @@ def test_report_gets_a_robustness_index_section(tmp_path) -> None:
     assert (tmp_path / "report" / "ri_ri_curve.png").stat().st_size > 1000
     assert (tmp_path / "report" / "ri_croma.png").stat().st_size > 1000
     assert html.is_file()
+
+
+def test_pathorob_layout_paired_with_ood_dropped(tmp_path) -> None:
+    # PathoROB's layout: metadata CSV + <features>/<model>/<dataset>/<centre>.npz keyed slide-patch.
+    parts = [
+        cohort(classes=2, centres=2, slides_per_cell=2, tiles_per_slide=20, seed=s) for s in (1, 2)
+    ]
+    rows, feats = [], {}
+    for i, p in enumerate(parts):
+        for j in range(len(p["x"])):
+            centre, slide = f"{p['centre'][j]} {i}", f"{p['slide'][j]}-{i}"
+            rows.append([f"pair{i}", slide, str(j), f"{p['biology'][j]}-{i}", centre])
+            feats.setdefault(centre, {})[f"{slide}-{j}"] = p["x"][j]
+    rows.append(["OOD", "ood-slide", "0", "class0-0", "centre0 0"])  # dropped, has no features
+    meta = tmp_path / "tcga_2x2.csv"
+    with meta.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["subset", "slide_id", "patch_id", "biological_class", "medical_center"])
+        w.writerows(rows)
+    folder = tmp_path / "features" / "student" / "tcga"
+    folder.mkdir(parents=True)
+    for centre, d in feats.items():
+        np.savez(folder / f"{centre.replace(' ', '_')}.npz", **d)
+    out = tmp_path / "out"
+    main(
+        [
+            "robustness-index",
+            "--embeddings",
+            f"student={folder}",
+            "--manifest",
+            str(meta),
+            "--paired",
+            "--drop-group",
+            "OOD",
+            "--k",
+            "tcga",
+            "--n-bootstrap",
+            "20",
+            "--out",
+            str(out),
+        ]
+    )
+    results = json.loads((out / "results.json").read_text())
+    assert results["dropped_rows"] == 1 and results["design"] == "paired_2x2"
+    from evaluation.robustness_index import paired_robustness_index
+
+    kept = [row for row in rows if row[0] != "OOD"]
+    direct = paired_robustness_index(
+        np.vstack([p["x"] for p in parts]),
+        [row[3] for row in kept],
+        [row[4] for row in kept],
+        [row[1] for row in kept],
+        [row[0] for row in kept],
+        k=61,
+        n_bootstrap=20,
+    )
+    ri = results["encoders"]["student"]["ri"]
+    assert ri["k"] == 61 and ri["ri"] == pytest.approx(direct["ri"], abs=1e-6)
+    assert ri["ri_std"] == pytest.approx(direct["ri_std"], abs=1e-6)
