@@ -36,6 +36,9 @@ def bootstrap_ri(
     PathoROB's `bootstrapped_robustness_index`: each replicate draws n query rows with
     replacement (``np.random.choice``) and recomputes ``sum SO / sum (SO + OS)``. A
     ``RandomState(seed)`` gives the same draws as PathoROB after ``np.random.seed(seed)``.
+    (PathoROB's `save_total_stats` writes the bootstrap *mean* into its
+    ``robustness_index-std-k_opt`` summary field; the std here is the one its
+    `bootstrapped_robustness_index` computes.)
 
     Args:
         so_count: (n,) SO neighbours among each query's first k.
