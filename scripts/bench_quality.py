@@ -1,0 +1,421 @@
+"""Does distillation transfer knowledge and robustness? Students of one teacher, side by side.
+
+For a teacher (default: the demo teacher shipped with vitkd), unlabelled slides (default: the
+shipped samples) and labelled tile folders given by the user, in one process:
+
+1. distils one student per recipe of a small grid at equal compute (same student, steps, batch
+   and seed): targets `features` vs `prototypes`, `teacher_view` light vs same, `augment`
+   pathology vs dinov2;
+2. embeds the labelled tiles (resized to the models' input size) with the teacher, a random
+   ViT of the teacher's shape, a random-init student, each distilled student (its EMA, the
+   exported model) and a colour-histogram baseline;
+3. reports per encoder:
+   - probes: kNN (k = 20, cosine) and logistic regression, balanced accuracy, on the first
+     folder's test split (`<root>/{train,test}/<class>/*`), leave-one-out on class-only folders
+     (`<root>/<class>/*`), and retention = student / teacher;
+   - fidelity to the teacher on the first folder's tiles: `pc_r2` (every teacher principal
+     direction counts the same), linear CKA, kNN agreement on centred features;
+   - robustness: the first folder's tiles rendered under simulated stain x scanner conditions
+     (`vitkd.data.augment.ConditionSimulator`); top-10 retrieval of the same tile across stain
+     and across scanner (PLISM's metric), and PathoROB's robustness index with the condition as
+     the confounding "centre" and each source tile as its own "slide":
+     RI = sum SO / sum (SO + OS) over the k nearest neighbours (cosine).
+4. writes a Markdown table (and JSON) under benchmarks/results/ and a figure; the last line is
+   ``ratio=<best student RI / teacher RI>``.
+
+    python scripts/bench_quality.py --labeled ../shared/data/labeled/tcga-luad-lusc \\
+        ../shared/data/labeled/kather16-samples ../shared/data/labeled/crc7k-mini
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+import numpy as np
+import torch
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# name -> (targets, teacher_view, augment); the first is the base the others vary one factor of
+RECIPES = {
+    "features · light · pathology": ("features", "light", "pathology"),
+    "prototypes · light · pathology": ("prototypes", "light", "pathology"),
+    "features · same · pathology": ("features", "same", "pathology"),
+    "features · light · dinov2": ("features", "light", "dinov2"),
+    "features · same · dinov2": ("features", "same", "dinov2"),
+}
+ROBUST_RECIPE = "features · light · pathology"
+
+
+@dataclass
+class Labelled:
+    """A labelled folder's images, labels and splits (`all` for class-only folders)."""
+
+    name: str
+    images: list[np.ndarray]
+    labels: np.ndarray
+    splits: np.ndarray
+    classes: list[str]
+
+
+def load_labelled(root: Path) -> Labelled:
+    """Read every image of a labelled folder (either layout) as uint8 RGB."""
+    from evaluation.probes.sources import iter_images, labeled_folder_samples
+
+    samples = labeled_folder_samples(root)
+    classes = sorted({s.label for s in samples})
+    return Labelled(
+        root.name,
+        list(iter_images(samples)),
+        np.array([classes.index(s.label) for s in samples]),
+        np.array([s.split for s in samples]),
+        classes,
+    )
+
+
+def demo_config() -> dict:
+    """The demo's model and data sections: the base every recipe changes."""
+    from vitkd.config_files import config_path
+
+    return yaml.safe_load(config_path("demo.yaml").read_text())
+
+
+def teacher_config(teacher: str, demo: dict):
+    """TeacherConfig of a `builtin:` name (the demo's shape) or an export folder (its spec)."""
+    from vitkd.distill.config import TeacherConfig
+
+    if teacher.startswith("builtin:"):
+        t = demo["model"]["teacher"]
+        return TeacherConfig(name=t["name"], weights=teacher, kwargs=dict(t["kwargs"]))
+    spec = json.loads((Path(teacher) / "config.json").read_text())["vitkd"]["spec"]
+    return TeacherConfig(name=spec["arch"], weights=teacher, kwargs=dict(spec["kwargs"]))
+
+
+def distil(recipe: tuple[str, str, str], teacher, demo: dict, args: argparse.Namespace):
+    """Train one student with a recipe at the shared budget; returns (EMA backbone, seconds)."""
+    import lightning as L
+
+    from vitkd.data.collate import MaskConfig
+    from vitkd.data.datamodule import CropConfig, DistillDataModule, TileSource
+    from vitkd.distill.config import HeadConfig, LossConfig, OptimConfig, StudentConfig
+    from vitkd.distill.module import DistillationModule
+
+    targets, view, augment = recipe
+    m, d = demo["model"], demo["data"]
+    heads = HeadConfig(
+        prototypes=1024, ibot_prototypes=1024, hidden_dim=512, bottleneck_dim=128, fit_steps=100
+    )
+    module = DistillationModule(
+        teacher=teacher,
+        student=StudentConfig(name=m["student"]["name"], kwargs=dict(m["student"]["kwargs"])),
+        targets=targets,
+        losses=LossConfig(),
+        heads=heads,
+        optim=OptimConfig(**m["optim"]),
+        seed=args.seed,
+    )
+    crops = dict(d["crops"], augment=augment, teacher_view=view)
+    source = dict(d["source"], slides=args.slides, slide_mpp=args.slide_mpp)
+    data = DistillDataModule(
+        source=TileSource(**source),
+        crops=CropConfig(**crops),
+        masking=MaskConfig(patch_size=module.student.patch_size),
+        batch_size=args.batch_size,
+        samples_per_epoch=args.batch_size * args.steps,
+        num_workers=args.workers,
+        seed=args.seed,
+    )
+    trainer = L.Trainer(
+        accelerator="cpu",
+        devices=1,
+        max_steps=args.steps,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    start = time.perf_counter()
+    trainer.fit(module, datamodule=data)
+    return module.ema.eval(), time.perf_counter() - start
+
+
+def random_backbone(cfg, seed: int):
+    """A randomly initialised backbone of a config's shape (fixed seed)."""
+    from vitkd.models import build_backbone
+
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return build_backbone(cfg.name, **cfg.kwargs).eval()
+
+
+def probe_scores(x: np.ndarray, data: Labelled) -> dict[str, float]:
+    """kNN and logistic balanced accuracy: train/test when split, else leave-one-out."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import balanced_accuracy_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from evaluation.probes.knn import knn_predict
+    from evaluation.probes.loo import loo_knn, loo_logistic
+
+    train, test = data.splits == "train", data.splits == "test"
+    if not train.any() or not test.any():
+        return {"knn": loo_knn(x, data.labels), "logistic": loo_logistic(x, data.labels)}
+    y = data.labels
+    knn = knn_predict(x[train], y[train], x[test], len(data.classes), k=20)
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=0))
+    model.fit(x[train], y[train])
+    return {
+        "knn": float(balanced_accuracy_score(y[test], knn)),
+        "logistic": float(balanced_accuracy_score(y[test], model.predict(x[test]))),
+    }
+
+
+def robustness(
+    feats: dict[str, np.ndarray], labels: np.ndarray, conds: dict, k: int
+) -> dict[str, float]:
+    """RI (condition = centre, tile = slide) and top-10 retrieval across stain / scanner."""
+    from evaluation.plism import evaluate_slides
+    from evaluation.robustness_index import robustness_index
+
+    names = list(feats)
+    n = len(labels)
+    x = np.concatenate([feats[c] for c in names])
+    ri = robustness_index(
+        x,
+        biology=np.tile(labels, len(names)),
+        centre=np.repeat(names, n),
+        slide=np.tile(np.arange(n), len(names)),
+        k=k,
+        n_bootstrap=200,
+    )
+    plism = evaluate_slides(feats, conds, [10], progress=False)
+    return {
+        "ri": float(ri["ri"]),
+        "ri_std": float(ri["ri_std"]),
+        "top10_x_scanner": plism.summary["cross_scanner"]["top_10_accuracy"]["median"],
+        "top10_x_staining": plism.summary["cross_staining"]["top_10_accuracy"]["median"],
+    }
+
+
+def fidelity_scores(student: np.ndarray, teacher: np.ndarray) -> dict[str, float]:
+    """pc_r2, linear CKA and centred kNN agreement of CLS embeddings to the teacher's."""
+    from vitkd.metrics import knn_agreement, linear_cka, pc_r2
+
+    return {
+        "pc_r2": pc_r2(student, teacher),
+        "cka": linear_cka(student, teacher),
+        "knn_agree_c": knn_agreement(student, teacher, 10, centred=True),
+    }
+
+
+def fmt(value: object) -> str:
+    """A table cell: 3 decimals, or '–'."""
+    return f"{value:.3f}" if isinstance(value, float) and np.isfinite(value) else "–"
+
+
+def markdown(rows: list[dict], sets: list[Labelled], meta: dict) -> str:
+    """The results table, one row per encoder."""
+    first = sets[0].name
+    cols = [("kind", "kind")]
+    for s in sets:
+        cols += [(f"{s.name} kNN", f"{s.name}/knn"), (f"{s.name} logistic", f"{s.name}/logistic")]
+    cols += [
+        (f"{first} kNN retention", "retention_knn"),
+        (f"{first} logistic retention", "retention_logistic"),
+        ("pc_r2", "pc_r2"),
+        ("CKA", "cka"),
+        ("kNN agree (centred)", "knn_agree_c"),
+        ("RI", "ri"),
+        ("top-10 x-scanner", "top10_x_scanner"),
+        ("top-10 x-staining", "top10_x_staining"),
+        ("train s", "seconds"),
+    ]
+    lines = [
+        "| encoder | " + " | ".join(c[0] for c in cols) + " |",
+        "| --- | " + " | ".join("---" for _ in cols) + " |",
+    ]
+    for r in rows:
+        cells = [str(r.get(key, "")) if key == "kind" else fmt(r.get(key)) for _, key in cols]
+        lines.append(f"| {r['encoder']} | " + " | ".join(cells) + " |")
+    head = "\n".join(f"- {k}: {v}" for k, v in meta.items())
+    return head + "\n\n" + "\n".join(lines) + "\n"
+
+
+def figure(rows: list[dict], first: str, path: Path) -> None:
+    """Bars of probe accuracy, fidelity and robustness per encoder."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [
+        (f"{first}/knn", f"{first}: kNN balanced accuracy"),
+        ("pc_r2", "fidelity to the teacher (pc_r2)"),
+        ("ri", "robustness index (simulated conditions)"),
+    ]
+    names = [r["encoder"] for r in rows]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 0.45 * len(rows) + 1.5))
+    for ax, (key, title) in zip(axes, panels, strict=True):
+        values = [r.get(key, np.nan) for r in rows]
+        colours = ["#444" if r["kind"] != "student" else "#2a7ab9" for r in rows]
+        ax.barh(range(len(rows)), np.nan_to_num(values, nan=0.0), color=colours)
+        for i, v in enumerate(values):
+            ax.text(0.01, i, fmt(v), va="center", color="white", fontsize=8)
+        ax.set_yticks(range(len(rows)), names if ax is axes[0] else [""] * len(rows))
+        ax.invert_yaxis()
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse arguments, distil, evaluate, write the table and figure, print the ratio."""
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--labeled", type=Path, nargs="+", required=True, help="labelled folders")
+    p.add_argument("--teacher", default="builtin:demo-teacher", help="builtin:<name> or export")
+    p.add_argument("--slides", nargs="+", default=["samples"], help="unlabelled slides")
+    p.add_argument("--slide-mpp", type=float, default=0.5, help="MPP for slides without one")
+    p.add_argument("--recipes", nargs="*", default=list(RECIPES), choices=list(RECIPES))
+    p.add_argument(
+        "--encoders",
+        nargs="*",
+        default=[],
+        metavar="LABEL=PATH",
+        help="more encoders to evaluate beside the others (export folders or .ckpt files)",
+    )
+    p.add_argument("--steps", type=int, default=200, help="optimiser steps per student")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--stains", type=int, default=3, help="simulated stain presets")
+    p.add_argument("--scanners", type=int, default=2, help="simulated scanner profiles")
+    p.add_argument("--ri-k", type=int, default=20, help="neighbours of the robustness index")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/cpu_quality.md")
+    p.add_argument("--figure", type=Path, default=ROOT / "docs/quality.png")
+    args = p.parse_args(argv)
+
+    from evaluation.baselines import colour_histogram
+    from evaluation.encoder import embed_images
+    from evaluation.robustness import condition_label
+    from vitkd.data.augment import ConditionSimulator
+    from vitkd.distill.config import StudentConfig
+    from vitkd.models import build_teacher
+    from vitkd.models.builtin import resolve_weights
+
+    logging.getLogger("lightning").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    warnings.filterwarnings("ignore", r"Found \d+ module\(s\) in eval mode")
+    torch.manual_seed(args.seed)
+    started = time.perf_counter()
+    sets = [load_labelled(root) for root in args.labeled]
+    demo = demo_config()
+    t_cfg = teacher_config(args.teacher, demo)
+    s_cfg = StudentConfig(
+        name=demo["model"]["student"]["name"], kwargs=dict(demo["model"]["student"]["kwargs"])
+    )
+    path = resolve_weights(t_cfg.weights, "--teacher")
+    encoders = {
+        "teacher": ("teacher", build_teacher(t_cfg.name, path, **t_cfg.kwargs)),
+        "random ViT, teacher's shape": ("baseline", random_backbone(t_cfg, args.seed)),
+        "random-init student": ("baseline", random_backbone(s_cfg, args.seed + 1)),
+    }
+    from evaluation.encoder import load_encoder
+
+    for item in args.encoders:
+        label, _, where = item.partition("=")
+        if not where:
+            p.error(f"--encoders {item!r}: write LABEL=PATH")
+        encoders[label] = ("extra", load_encoder(where))
+    seconds: dict[str, float] = {}
+    for name in args.recipes:
+        print(f"distilling {name} ({args.steps} steps, batch {args.batch_size})", flush=True)
+        model, seconds[name] = distil(RECIPES[name], t_cfg, demo, args)
+        encoders[name] = ("student", model)
+
+    simulator = ConditionSimulator(stains=args.stains, scanners=args.scanners)
+    first = sets[0]
+    rendered = {}
+    conds = {}
+    for cond in simulator.conditions:
+        label = condition_label(cond.stain.name, cond.scanner.name)
+        conds[label] = (cond.stain.name, cond.scanner.name)
+        rendered[label] = [simulator.simulate(img, cond.id) for img in first.images]
+
+    rows: list[dict] = []
+    teacher_first = None
+    for name, (kind, model) in encoders.items():
+        print(f"evaluating {name}", flush=True)
+        row: dict = {"encoder": name, "kind": kind, "seconds": seconds.get(name)}
+        feats = [embed_images(model, s.images, 64, progress=False) for s in sets]
+        for s, x in zip(sets, feats, strict=True):
+            for probe, value in probe_scores(x, s).items():
+                row[f"{s.name}/{probe}"] = value
+        if teacher_first is None:
+            teacher_first = feats[0]
+        else:
+            row.update(fidelity_scores(feats[0], teacher_first))
+        per_cond = {c: embed_images(model, x, 64, progress=False) for c, x in rendered.items()}
+        row.update(robustness(per_cond, first.labels, conds, args.ri_k))
+        rows.append(row)
+    hist = {"encoder": "colour histogram (48 bins)", "kind": "baseline"}
+    for s in sets:
+        for probe, value in probe_scores(colour_histogram(s.images), s).items():
+            hist[f"{s.name}/{probe}"] = value
+    hist.update(
+        robustness(
+            {c: colour_histogram(imgs) for c, imgs in rendered.items()},
+            first.labels,
+            conds,
+            args.ri_k,
+        )
+    )
+    rows.append(hist)
+    teacher_row = rows[0]
+    for r in rows:
+        for probe in ("knn", "logistic"):
+            r[f"retention_{probe}"] = (
+                r[f"{first.name}/{probe}"] / teacher_row[f"{first.name}/{probe}"]
+            )
+
+    students = [r for r in rows if r["kind"] == "student"]
+    best = max(students, key=lambda r: r["ri"]) if students else None
+    meta = {
+        "teacher": args.teacher,
+        "slides": ", ".join(args.slides),
+        "labelled sets": ", ".join(f"{s.name} ({len(s.labels)} tiles)" for s in sets),
+        "budget per student": f"{args.steps} steps x batch {args.batch_size}, seed {args.seed}",
+        "conditions": f"{len(conds)} ({args.stains} stains x {args.scanners} scanners)",
+        "RI": f"k = {args.ri_k}, condition = centre, source tile = slide",
+        "wall time": f"{time.perf_counter() - started:.0f} s, {torch.get_num_threads()} threads",
+    }
+    table = markdown(rows, sets, meta)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.out.with_name(args.out.name + ".tmp")
+    tmp.write_text(f"# bench_quality ({time.strftime('%Y-%m-%d')})\n\n{table}")
+    tmp.replace(args.out)
+    args.out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+    figure(rows, first.name, args.figure)
+    print(table)
+    print(f"wrote {args.out} and {args.figure}")
+    ratio = best["ri"] / teacher_row["ri"] if best else float("nan")
+    print(f"ratio={ratio:.4f}")
+
+
+if __name__ == "__main__":
+    main()
