@@ -19,6 +19,7 @@ The last line is ``ratio=<full step / pure compute>`` of the baseline (best work
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import json
 import logging
@@ -176,8 +177,9 @@ def option_switch(name: str, module: DistillationModule, dm: DistillDataModule) 
         set_attention(module, "eager")
         return lambda: set_attention(module, module.speed.attention)
     if name == "fused_adamw=off":
-        module.optim.fused, old = "off", module.optim.fused
-        return lambda: setattr(module.optim, "fused", old)
+        old = module.optim
+        module.optim = dataclasses.replace(old, fused="off")
+        return lambda: setattr(module, "optim", old)
     if name == "grad_checkpointing":
         module.student.model.set_grad_checkpointing(True)
         return lambda: module.student.model.set_grad_checkpointing(False)
@@ -185,8 +187,9 @@ def option_switch(name: str, module: DistillationModule, dm: DistillDataModule) 
         dm.augment_device, old = name.split("=")[1], dm.augment_device
         return lambda: setattr(dm, "augment_device", old)
     if name.startswith("compile_student"):
-        module.speed.compile_student = True
-        module.speed.compile_teacher = name.endswith("+teacher")
+        module.speed = dataclasses.replace(
+            module.speed, compile_student=True, compile_teacher=name.endswith("+teacher")
+        )
         return lambda: None
     raise SystemExit(f"unknown option {name!r}; valid: {', '.join(OPTIONS)}")
 

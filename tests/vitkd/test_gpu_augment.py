@@ -209,7 +209,7 @@ def _device_batch(tiles, draws, augment: Any = "pathology", teacher_view: str = 
 def test_pipeline_gives_the_multicrop_batch_contract(tiles) -> None:
     crop, batch = _device_batch(tiles, [0, 1, 2, 3, 4])
     out = crop.apply(batch)
-    assert set(out) == {"global", "local", "teacher", "masks", "n_images"}
+    assert set(out) == {"global", "local", "teacher", "masks", "mask_index", "n_images"}
     assert out["global"].shape == out["teacher"].shape == (10, 3, 56, 56)
     assert out["local"].shape == (15, 3, 28, 28)
     assert out["global"].dtype == out["local"].dtype == out["teacher"].dtype == torch.uint8
@@ -231,6 +231,8 @@ def test_pipeline_gives_the_multicrop_batch_contract(tiles) -> None:
         generator=torch.Generator().manual_seed(seed),
     )
     torch.testing.assert_close(out["masks"], want)
+    # the flat indices of the masked tokens, so the training step gathers them without a sync
+    torch.testing.assert_close(out["mask_index"], want.flatten().nonzero().flatten())
 
 
 def _seed(draw: int) -> int:

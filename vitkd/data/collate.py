@@ -9,7 +9,7 @@ import torch
 from vitkd.data.masking import sample_masks
 
 
-@dataclass
+@dataclass(frozen=True)
 class MaskConfig:
     """iBOT block masking of the student's global crops.
 
@@ -28,6 +28,15 @@ class MaskConfig:
     patch_size: int = 14
 
 
+def mask_index(masks: torch.Tensor) -> torch.Tensor:
+    """int64 (M,) flat indices of the True entries of `masks`, in `masks[masks]` order.
+
+    Computed on the host with the batch, so the training step gathers the masked tokens with
+    `index_select` instead of boolean indexing, which waits for the device to learn M.
+    """
+    return masks.flatten().nonzero().flatten()
+
+
 def _view_major(samples: list[dict], key: str) -> torch.Tensor:
     # (B, V, C, H, W) -> (V * B, C, H, W): view 0 of every image, then view 1, ... as DINOv2
     stacked = torch.stack([s[key] for s in samples])
@@ -35,7 +44,8 @@ def _view_major(samples: list[dict], key: str) -> torch.Tensor:
 
 
 class MultiCropCollate:
-    """Callable collate: `global`, `local`, `teacher` view-major uint8 tensors, `masks`, `n_images`."""
+    """Callable collate: `global`, `local`, `teacher` view-major uint8 tensors, `masks`,
+    `mask_index` (`mask_index(masks)`), `n_images`."""
 
     def __init__(self, masking: MaskConfig, global_size: int) -> None:
         if global_size % masking.patch_size:
@@ -64,5 +74,6 @@ class MultiCropCollate:
         }
         seed = sum(s["seed"] for s in samples) % 2**63
         batch["masks"] = self.masks(int(batch["global"].shape[0]), seed)
+        batch["mask_index"] = mask_index(batch["masks"])
         batch["n_images"] = len(samples)
         return batch

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,7 @@ from vitkd.data.tile_index import TileIndex
 log = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(frozen=True)
 class CropConfig:
     """DINOv2 multi-crop and the stain/scanner augmentation applied to each crop.
 
@@ -53,7 +54,7 @@ class CropConfig:
     teacher_view: Literal["same", "light", "clean"] = "light"
 
 
-@dataclass
+@dataclass(frozen=True)
 class TileSource:
     """Where tiles come from, and at which resolution.
 
@@ -93,7 +94,8 @@ class TileSource:
     skip_errors: bool = False
 
 
-# shared, never mutated: the CLI shows them as the complete default configuration
+# the CLI shows them as the complete default configuration; frozen, and deep-copied by each
+# data module (`TileSource.slides` is a list), so no instance can change them for the next
 DEFAULT_SOURCE = TileSource()
 DEFAULT_CROPS = CropConfig()
 DEFAULT_MASKING = MaskConfig()
@@ -138,9 +140,9 @@ class DistillDataModule(L.LightningDataModule):
         augment_device: Literal["auto", "cpu", "gpu"] = "cpu",
     ) -> None:
         super().__init__()
-        self.source = source or TileSource()
-        self.crops = crops or CropConfig()
-        self.masking = masking or MaskConfig()
+        self.source = copy.deepcopy(source) if source is not None else TileSource()
+        self.crops = copy.deepcopy(crops) if crops is not None else CropConfig()
+        self.masking = copy.deepcopy(masking) if masking is not None else MaskConfig()
         if batch_size < 1:
             raise ValueError(f"data.batch_size must be >= 1, got {batch_size}")
         self.batch_size = batch_size

@@ -35,13 +35,15 @@ def collapse_stats(
     spread = x.std(dim=0).mean() * math.sqrt(x.shape[-1]) if x.shape[0] > 1 else x.new_zeros(())
     logits = student_logits.reshape(-1, student_logits.shape[-1])
     rows, k = logits.shape
-    distinct = torch.unique(logits.argmax(dim=-1)).numel()
+    # counted on the device: `torch.unique(...).numel()` would wait for the device every step
+    picked = torch.zeros(k, dtype=torch.bool, device=logits.device)
+    distinct = picked.index_fill_(0, logits.argmax(dim=-1), True).sum().float()
     p = teacher_probs.reshape(-1, teacher_probs.shape[-1]).float()
     entropy = -(p * torch.log(p.clamp_min(1e-12))).sum(-1).mean() / math.log(k)
     return {
         "cls_std": spread,
-        "prototypes_used": torch.tensor(distinct / max(1, min(rows, k)), device=logits.device),
-        "prototypes_distinct": torch.tensor(float(distinct), device=logits.device),
+        "prototypes_used": distinct / max(1, min(rows, k)),
+        "prototypes_distinct": distinct,
         "target_entropy": entropy,
     }
 

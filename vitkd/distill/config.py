@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal, TypeVar
 
@@ -9,11 +10,15 @@ C = TypeVar("C")
 
 
 def as_config(cls: type[C], value: C | dict[str, Any] | None) -> C:
-    """A config dataclass from an instance, a dict (e.g. checkpoint hyper-parameters) or None."""
+    """A config dataclass from an instance, a dict (e.g. checkpoint hyper-parameters) or None.
+
+    Always a new object, deep-copied: the blocks are frozen, but their dicts and lists are not,
+    and a shared default instance or a caller's dict must not change when one module's copy does.
+    """
     if value is None:
         return cls()
     if isinstance(value, cls):
-        return value
+        return copy.deepcopy(value)
     if isinstance(value, dict):
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(value) - known)
@@ -21,11 +26,11 @@ def as_config(cls: type[C], value: C | dict[str, Any] | None) -> C:
             raise ValueError(
                 f"unknown key(s) {unknown} for {cls.__name__}; valid keys: {sorted(known)}"
             )
-        return cls(**value)
+        return cls(**copy.deepcopy(value))
     raise TypeError(f"expected {cls.__name__} or dict, got {type(value).__name__}")
 
 
-@dataclass
+@dataclass(frozen=True)
 class TeacherConfig:
     """The frozen teacher.
 
@@ -46,7 +51,7 @@ class TeacherConfig:
     dtype: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
 
 
-@dataclass
+@dataclass(frozen=True)
 class StudentConfig:
     """The trained student.
 
@@ -64,7 +69,7 @@ class StudentConfig:
     grad_checkpointing: bool = False
 
 
-@dataclass
+@dataclass(frozen=True)
 class LossConfig:
     """Loss terms and their weights. A weight of 0 switches a term off.
 
@@ -97,7 +102,7 @@ class LossConfig:
     warmup_teacher_temp_fraction: float = 0.3
 
 
-@dataclass
+@dataclass(frozen=True)
 class HeadConfig:
     """Prototype heads (`targets: prototypes`) and feature adaptors (`targets: features`).
 
@@ -126,7 +131,7 @@ class HeadConfig:
     freeze_last_layer_fraction: float = 0.01
 
 
-@dataclass
+@dataclass(frozen=True)
 class OptimConfig:
     """AdamW, its schedules (pure functions of the step) and the student EMA.
 

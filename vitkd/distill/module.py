@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Literal
@@ -39,7 +40,8 @@ from vitkd.schedules import cosine, linear_warmup, scaled_lr, warmup_cosine
 
 log = logging.getLogger(__name__)
 
-# shared, never mutated: the CLI shows them as the complete default configuration
+# the CLI shows them as the complete default configuration; frozen, and `as_config` gives each
+# module a deep copy (`kwargs` is a dict), so no instance can change them for the next
 DEFAULT_TEACHER = TeacherConfig()
 DEFAULT_STUDENT = StudentConfig()
 DEFAULT_LOSSES = LossConfig()
@@ -76,7 +78,11 @@ class DistillationModule(L.LightningModule):
     - With prototypes, collapse is watched every step (`collapse/*` in the logs) and a
       collapsed run warns loudly (`vitkd.distill.collapse`).
     - A non-finite loss term stops training, naming the step and the term, before the optimiser
-      step (so no checkpoint can hold weights it produced).
+      step (so no checkpoint can hold weights it produced). That check is the one value a
+      step reads from the device (the collapse watch adds four every tenth step).
+    - The softmax centres (`centering: softmax`) move once per optimiser step, with the mean
+      over every micro-batch of the step, as the EMA: gradient accumulation gives the centres
+      of one large batch.
 
     Args:
         teacher: the frozen teacher.
@@ -328,6 +334,7 @@ class DistillationModule(L.LightningModule):
                 n_images,
                 temp,
                 stats=self._collapse_stats,
+                mask_index=batch.get("mask_index") if use_masks else None,
             )
         if self.losses.koleo:
             views = student.cls.view(-1, n_images, student.cls.shape[-1])
@@ -352,7 +359,8 @@ class DistillationModule(L.LightningModule):
             self.log(f"train/{name}", value.detach(), batch_size=batch_size, sync_dist=False)
         self.log("train/loss", total.detach(), prog_bar=True, batch_size=batch_size)
         for name, value in values.items():
-            self.log(f"schedule/{name}", value, batch_size=batch_size)
+            # a host tensor: Lightning would copy a float to the device, a blocking copy
+            self.log(f"schedule/{name}", torch.tensor(value), batch_size=batch_size)
         self.watch_collapse(batch_size)
         return total
 
@@ -372,11 +380,21 @@ class DistillationModule(L.LightningModule):
                 self.collapse.check(self.global_step, floats)
 
     def check_finite(self, terms: dict[str, torch.Tensor], total: torch.Tensor) -> None:
-        """Raise `NonFiniteLossError` on every rank when any rank has a non-finite term."""
-        bad = [name for name, value in terms.items() if not torch.isfinite(value).all()]
-        anywhere = self.trainer.strategy.reduce_boolean_decision(bool(bad), all=False)
-        if anywhere or not torch.isfinite(total):
-            detail = ", ".join(f"{n}={terms[n].item()}" for n in bad) or "on another rank"
+        """Raise `NonFiniteLossError` on every rank when any rank has a non-finite term.
+
+        The one host-device sync of a training step: raising before the optimiser step needs
+        the host to know. The terms are checked on the device together, the flag is summed over
+        ranks on the device, and only that scalar is read; the values are read on failure only.
+        """
+        values = torch.stack([v.detach().float().reshape(()) for v in [*terms.values(), total]])
+        finite = torch.isfinite(values)
+        flag = self.trainer.strategy.reduce((~finite).any().float().reshape(1), reduce_op="sum")
+        if flag.item():  # the sync
+            *local, local_total = values.tolist()
+            bad = [f"{n}={v}" for n, v in zip(terms, local, strict=True) if not math.isfinite(v)]
+            if not bad and not math.isfinite(local_total):  # finite terms, overflowing sum
+                bad = [f"total={local_total}"]
+            detail = ", ".join(bad) or "on another rank"
             raise NonFiniteLossError(
                 f"non-finite loss at step {self.global_step}: {detail}. Training stopped before "
                 "the optimiser step; the last checkpoint holds the previous good weights. Lower "
@@ -419,6 +437,9 @@ class DistillationModule(L.LightningModule):
         # `global_step` still counts the steps before this one here.
         momentum = self.schedule(self.global_step, self._step_images)["ema_momentum"]
         ema_update(self.ema, self.student, momentum)
+        # the softmax centres likewise: the mean over every micro-batch of this step
+        if isinstance(self.objective, PrototypeObjective):
+            self.objective.step_centers()
         if self.self_distill:
             for name, head in self.teacher_heads.items():
                 ema_update(head, getattr(self.objective, f"{name}_head"), momentum)

@@ -16,6 +16,19 @@ def _views(x: torch.Tensor, n_images: int) -> torch.Tensor:
     return x.view(-1, n_images, *x.shape[1:])
 
 
+def _masked_rows(
+    x: torch.Tensor, masks: torch.Tensor, mask_index: torch.Tensor | None
+) -> torch.Tensor:
+    """Rows of `x` (V * B, N, ...) at the masked positions, in `x[masks]` order (M, ...).
+
+    With `mask_index` (the flat indices of `masks`, from the collate) a gather of a size known on
+    the host; without it, boolean indexing, which waits for the device to learn M.
+    """
+    if mask_index is None:
+        return x[masks]
+    return x.flatten(0, 1).index_select(0, mask_index)
+
+
 def _adaptor(student_dim: int, teacher_dim: int, heads: HeadConfig) -> nn.Module:
     if heads.adaptor == "linear":
         return nn.Linear(student_dim, teacher_dim)
@@ -85,8 +98,11 @@ class PrototypeObjective(nn.Module):
     """DINOv2 distillation: DINO on CLS prototypes and iBOT on masked patch prototypes.
 
     The teacher's heads are frozen (loaded or fitted beforehand, or the EMA of the student's
-    heads in self-distillation); the student has its own DINO and iBOT heads. Teacher targets are centred by Sinkhorn-Knopp or the lagged softmax centre at
-    the scheduled teacher temperature. The iBOT term is always computed, on an empty set of tokens
+    heads in self-distillation); the student has its own DINO and iBOT heads. Teacher targets
+    are centred by Sinkhorn-Knopp or the lagged softmax centre at the scheduled teacher
+    temperature. The softmax centres only accumulate their batch statistics here;
+    :meth:`step_centers` applies them once per optimiser step, so gradient accumulation moves the
+    centres as one large batch would. The iBOT term is always computed, on an empty set of tokens
     when nothing is masked, so every rank runs the same collectives and DDP sees every parameter.
     """
 
@@ -113,6 +129,7 @@ class PrototypeObjective(nn.Module):
         n_images: int,
         teacher_temp: float,
         stats: dict[str, torch.Tensor] | None = None,
+        mask_index: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """Unweighted loss terms `dino` and `ibot`.
 
@@ -125,11 +142,18 @@ class PrototypeObjective(nn.Module):
             n_images: B.
             teacher_temp: scheduled teacher temperature.
             stats: when given, filled with `collapse_stats` of the teacher CLS and DINO targets.
+            mask_index: int64 (M,) flat indices of the True entries of `masks`, in order (from
+                the collate); None falls back to boolean indexing (a host-device sync).
         """
         mode = self.losses.centering
+        softmax = mode == "softmax"
         with torch.no_grad():
             t_logits = _views(teacher_heads["dino"](teacher.cls.float()), n_images)
-            t_probs = self.dino_loss.teacher_targets(t_logits, teacher_temp, mode=mode)
+            t_probs = self.dino_loss.teacher_targets(
+                t_logits, teacher_temp, mode=mode, update_center=False
+            )
+            if softmax:
+                self.dino_loss.center.accumulate(t_logits)
         s_global = _views(self.dino_head(student.cls), n_images)
         s_local = None
         if student_local_cls is not None:
@@ -140,8 +164,31 @@ class PrototypeObjective(nn.Module):
         if self.losses.ibot:
             with torch.no_grad():
                 t_patches = resize_patch_grid(teacher.patches.float(), teacher.grid, student.grid)
-                t_masked = teacher_heads["ibot"](t_patches[masks])
-                t_probs_masked = self.ibot_loss.teacher_targets(t_masked, teacher_temp, mode=mode)
-            s_masked = self.ibot_head(student.patches[masks])
-            terms["ibot"] = self.ibot_loss.forward_masked(s_masked, t_probs_masked, masks)
+                t_masked = teacher_heads["ibot"](_masked_rows(t_patches, masks, mask_index))
+                t_probs_masked = self.ibot_loss.teacher_targets(
+                    t_masked, teacher_temp, mode=mode, update_center=False
+                )
+                if softmax:
+                    self.ibot_loss.center.accumulate(t_masked)
+                # each token weighs 1 / (its image's masked count)
+                per_image = 1.0 / masks.sum(dim=-1).clamp(min=1).float()
+                weights = _masked_rows(per_image.unsqueeze(-1).expand_as(masks), masks, mask_index)
+            s_masked = self.ibot_head(_masked_rows(student.patches, masks, mask_index))
+            terms["ibot"] = self.ibot_loss.forward_masked(
+                s_masked,
+                t_probs_masked,
+                masks,
+                n_masked_patches=len(s_masked),
+                masks_weight=weights,
+            )
         return terms
+
+    @torch.no_grad()
+    def step_centers(self) -> None:
+        """Move the softmax centres once with everything accumulated since the last call (once
+        per optimiser step; one all-reduce each). Nothing to do with Sinkhorn-Knopp."""
+        if self.losses.centering != "softmax":
+            return
+        self.dino_loss.center.step()
+        if self.losses.ibot:
+            self.ibot_loss.center.step()

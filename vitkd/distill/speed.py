@@ -19,7 +19,7 @@ from torch import nn
 log = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(frozen=True)
 class SpeedConfig:
     """Speed options that do not change the maths (losses agree within float tolerance).
 

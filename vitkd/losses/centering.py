@@ -38,6 +38,13 @@ class SoftmaxCenter(nn.Module):
     step) and then :meth:`update`, which applies ``c <- m * c + (1 - m) * mean(t)`` with the mean
     taken over the global batch (summed and counted over ranks when distributed). The centre is a
     buffer, so it is saved in checkpoints and moves with the module.
+
+    Under gradient accumulation the global batch spans several micro-batches: call
+    :meth:`accumulate` after each micro-batch's :meth:`probs` and :meth:`step` once per optimiser
+    step, so the centre moves once per step with the mean over all micro-batches, as one big
+    batch would (DINOv2 updates it once per iteration). ``update`` is ``accumulate`` + ``step``.
+    The pending sums are not saved: checkpoints are written between optimiser steps, where none
+    are pending.
     """
 
     center: torch.Tensor
@@ -56,6 +63,8 @@ class SoftmaxCenter(nn.Module):
             raise ValueError(f"centre momentum must be in [0, 1], got {momentum}")
         self.momentum = momentum
         self.register_buffer("center", torch.zeros(1, dim))
+        # float32 (sum over rows of K scores, row count) of this rank since the last `step`
+        self._pending: torch.Tensor | None = None
 
     @torch.no_grad()
     def probs(self, teacher_logits: torch.Tensor, temp: float) -> torch.Tensor:
@@ -68,9 +77,23 @@ class SoftmaxCenter(nn.Module):
     def update(self, teacher_logits: torch.Tensor, valid: torch.Tensor | None = None) -> None:
         """EMA update of the centre with the global-batch mean of ``teacher_logits`` (..., K).
 
+        Rows given to :meth:`accumulate` since the last :meth:`step` enter the same mean.
+
         Args:
             teacher_logits: teacher scores, any leading shape.
             valid: optional bool mask over the leading shape; only True rows enter the mean.
+        """
+        self.accumulate(teacher_logits, valid)
+        self.step()
+
+    @torch.no_grad()
+    def accumulate(self, teacher_logits: torch.Tensor, valid: torch.Tensor | None = None) -> None:
+        """Add this rank's row sum and row count of ``teacher_logits`` (..., K) to the pending
+        statistics; no communication, no host-device sync, the centre is unchanged.
+
+        Args:
+            teacher_logits: teacher scores, any leading shape.
+            valid: optional bool mask over the leading shape; only True rows are added.
         """
         dim = self.center.shape[-1]
         rows = teacher_logits.detach().float().reshape(-1, dim)
@@ -79,9 +102,20 @@ class SoftmaxCenter(nn.Module):
         else:
             # a weight rather than boolean indexing: no host-device sync
             weights = valid.reshape(-1, 1).to(device=rows.device, dtype=rows.dtype)
-        # one all-reduce for the sum and the count: ranks may hold different numbers of rows
         kept = torch.where(weights > 0, rows, torch.zeros_like(rows))  # padding may hold nan
         stats = torch.cat([(kept * weights).sum(dim=0), weights.sum().reshape(1)])
+        self._pending = stats if self._pending is None else self._pending + stats
+
+    @torch.no_grad()
+    def step(self) -> None:
+        """Apply ``c <- m * c + (1 - m) * mean`` with the mean of the pending rows over all ranks,
+        then clear them. One all-reduce on every call, pending rows or not, so every rank runs
+        the same collectives; with no row anywhere the centre stays as it is."""
+        stats = self._pending
+        self._pending = None
+        if stats is None:
+            stats = torch.zeros(self.center.shape[-1] + 1, device=self.center.device)
+        # one all-reduce for the sum and the count: ranks may hold different numbers of rows
         all_reduce_sum(stats)
         count = stats[-1]
         batch_mean = (stats[:-1] / count.clamp(min=1.0)).unsqueeze(0)

@@ -57,6 +57,29 @@ def test_softmax_center_uses_lagged_centre_and_ema() -> None:
         np.testing.assert_allclose(center.center.numpy(), expected_centre, rtol=1e-5, atol=1e-6)
 
 
+def test_accumulated_micro_batches_move_the_centre_once_as_one_batch() -> None:
+    """Gradient accumulation: micro-batches accumulated, then one step, equal one big batch."""
+    torch.manual_seed(0)
+    k = 8
+    logits = torch.randn(2, 6, k) * 3
+    valid = torch.rand(2, 6) < 0.7
+    whole = SoftmaxCenter(k, momentum=0.9)
+    parts = SoftmaxCenter(k, momentum=0.9)
+    for _ in range(3):  # a few steps, so the momentum acts on a non-zero centre
+        whole.update(logits, valid=valid)
+        before = parts.center.clone()
+        for half in (slice(0, 2), slice(2, 6)):  # uneven micro-batches
+            parts.accumulate(logits[:, half], valid=valid[:, half])
+            torch.testing.assert_close(parts.center, before)  # unchanged until the step
+        parts.step()
+        torch.testing.assert_close(parts.center, whole.center, rtol=1e-6, atol=1e-6)
+        logits = logits + 1.0
+    # a step with nothing accumulated keeps the centre
+    kept = parts.center.clone()
+    parts.step()
+    torch.testing.assert_close(parts.center, kept)
+
+
 def test_softmax_center_update_with_valid_rows_and_empty_batch() -> None:
     center = SoftmaxCenter(4, momentum=0.5)
     logits = torch.tensor(

@@ -32,6 +32,13 @@ def _worker(rank: int, port: int, want: torch.Tensor) -> None:
         center.update(logits[shard], valid=valid[shard])
         expected = 0.2 * logits[valid].mean(dim=0, keepdim=True)
         torch.testing.assert_close(center.center, expected)
+        # gradient accumulation: each rank accumulates two micro-batches, one all-reduce at step
+        accumulated = SoftmaxCenter(K, momentum=0.8)
+        rows = torch.arange(logits.shape[0])[shard]
+        for micro in (rows[:2], rows[2:]):
+            accumulated.accumulate(logits[micro], valid=valid[micro])
+        accumulated.step()
+        torch.testing.assert_close(accumulated.center, expected)
     finally:
         dist.destroy_process_group()
 

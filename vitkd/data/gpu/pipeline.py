@@ -3,7 +3,8 @@
 `DeviceMultiCrop.sample` (in a DataLoader worker) draws the crop boxes and every augmentation
 parameter of one tile from its draw seed; `DeviceMultiCropCollate` stacks tiles and parameters;
 `DeviceMultiCrop.apply` (after the host-to-device copy) turns the batch into the usual multi-crop
-batch: ``global``, ``local``, ``teacher`` uint8 view-major crops, ``masks``, ``n_images``.
+batch: ``global``, ``local``, ``teacher`` uint8 view-major crops, ``masks``, ``mask_index``,
+``n_images``.
 The geometry and the parameters are the CPU path's (`vitkd.data.multicrop.MultiCrop`), drawn from
 the same kind of per-draw seed, so a draw is reproducible whatever the device.
 """
@@ -19,7 +20,7 @@ import torch
 from vitkd.data.augment.geometry import sample_box
 from vitkd.data.augment.macenko import estimate_stain_matrix
 from vitkd.data.augment.presets import AugmentConfig, resolve_augment
-from vitkd.data.collate import MaskConfig, MultiCropCollate
+from vitkd.data.collate import MaskConfig, MultiCropCollate, mask_index
 from vitkd.data.gpu import ops
 from vitkd.data.gpu.params import sample_params, stack_params, unsupported_ops
 from vitkd.data.multicrop import TEACHER_VIEWS
@@ -147,6 +148,8 @@ class DeviceMultiCrop:
         generator = torch.Generator(device=tiles.device).manual_seed(int(batch["seed"]))
         n_g = self.n_global
         out: dict[str, Any] = {"masks": batch["masks"], "n_images": n}
+        if "mask_index" in batch:
+            out["mask_index"] = batch["mask_index"]
         for group, size in (("global", self.global_size), ("local", self.local_size)):
             crops = ops.crop_resize(
                 tiles,
@@ -239,4 +242,5 @@ class DeviceMultiCropCollate(MultiCropCollate):
         seed = sum(s["seed"] for s in samples) % 2**63
         batch["seed"] = seed
         batch["masks"] = self.masks(n_g * n, seed)
+        batch["mask_index"] = mask_index(batch["masks"])
         return batch
