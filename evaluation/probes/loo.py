@@ -13,11 +13,18 @@ from sklearn.preprocessing import StandardScaler
 from evaluation.probes.data import balanced_accuracy
 
 
+def loo_k(y: np.ndarray, k: int) -> int:
+    """k capped at the smallest class size minus one: with 3 tiles per class, k = 20 would let
+    the other classes outvote the 2 possible same-class neighbours of every sample."""
+    smallest = int(np.unique(np.asarray(y), return_counts=True)[1].min())
+    return max(1, min(k, len(y) - 1, smallest - 1))
+
+
 def loo_knn(x: np.ndarray, y: np.ndarray, k: int = 20) -> float:
     """Balanced accuracy of cosine kNN where each sample is classified by all the others
-    (k capped at n - 1; ties go to the larger summed similarity, as `knn_predict`)."""
+    (k capped by `loo_k`; ties go to the larger summed similarity, as `knn_predict`)."""
     n = len(y)
-    k = min(k, n - 1)
+    k = loo_k(y, k)
     z = F.normalize(torch.as_tensor(x, dtype=torch.float32), dim=1)
     sim = z @ z.T
     sim.fill_diagonal_(float("-inf"))
