@@ -139,6 +139,9 @@ def main(args: list[str] | None = None) -> DistillCLI:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     # the frozen teacher is in eval mode on purpose
     warnings.filterwarnings("ignore", r"Found \d+ module\(s\) in eval mode", UserWarning)
+    # `args` is always given (the demo is prepended), so Lightning's hint about args and
+    # sys.argv both being set is noise in every shell run
+    warnings.filterwarnings("ignore", r"LightningCLI's args parameter", UserWarning)
     given = sys.argv[1:] if args is None else list(args)
     if not _gives_config(given):
         # `--trainer.max_steps 5` alone must still train the demo, not the full-size defaults
@@ -155,7 +158,11 @@ def main(args: list[str] | None = None) -> DistillCLI:
         seed_everything_default=0,
         save_config_kwargs={"overwrite": True},
         # an abbreviated key (--trainer.max_step) is an error naming it, never a guess
-        parser_kwargs={"description": __doc__, "allow_abbrev": False},
+        parser_kwargs={
+            "description": __doc__,
+            "allow_abbrev": False,
+            "prog": "python -m vitkd.train",
+        },
         args=given,
         run=False,
         auto_configure_optimizers=False,

@@ -50,9 +50,20 @@ def holdout_split(
     if groups is not None and len(np.unique(groups)) >= 2:
         names = rng.permutation(np.unique(groups))
         sizes = np.array([(groups == g).sum() for g in names])
-        # Take whole groups until the share is reached, but always leave one group to fit on.
-        take = min(int(np.searchsorted(np.cumsum(sizes), fraction * n)) + 1, len(names) - 1)
-        chosen = np.isin(groups, names[:take])
+        # Whole groups, in random order, as long as they keep the share under `fraction`: a
+        # large group drawn first must not take most of train. If every group alone is too
+        # large, the smallest one. One group always stays to fit on.
+        picked: list = []
+        total = 0
+        for name, size in zip(names, sizes, strict=True):
+            if len(picked) == len(names) - 1:
+                break
+            if total + size <= fraction * n:
+                picked.append(name)
+                total += size
+        if not picked:
+            picked = [names[int(np.argmin(sizes))]]
+        chosen = np.isin(groups, picked)
         return Holdout(np.flatnonzero(~chosen), np.flatnonzero(chosen), group_name, len(names))
     monitor: list[np.ndarray] = []
     for c in np.unique(y):

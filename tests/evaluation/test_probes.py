@@ -211,3 +211,18 @@ def test_linear_probe_warns_when_it_stops_early() -> None:
     with pytest.warns(UserWarning, match="early stopping fired after"):
         out = linear_probe(gaussian_data(), cfg, progress=False)
     assert out["runs"][0]["early_stopped"] and out["warnings"]
+
+
+def test_grouped_holdout_never_takes_a_large_group_over_the_share() -> None:
+    from evaluation.probes import holdout_split
+
+    # the walk-through's case: one slide of 488 rows and two of 25; 20 % is 107 rows
+    groups = np.array(["big"] * 488 + ["a"] * 25 + ["b"] * 25)
+    y = np.arange(len(groups)) % 2
+    for seed in range(20):
+        held = holdout_split(y, groups, 0.2, seed)
+        assert len(held.monitor) <= 0.2 * len(y), (seed, len(held.monitor))
+        assert len(held.monitor) > 0 and len(held.fit) > 0
+    # every group alone over the share: the smallest one is held out
+    held = holdout_split(np.zeros(30, int), np.array(["x"] * 20 + ["y"] * 10), 0.1, 0)
+    assert len(held.monitor) == 10
