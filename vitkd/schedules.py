@@ -29,3 +29,34 @@ def linear_warmup(step: int, warmup: int, start: float, end: float) -> float:
     if warmup <= 0 or step >= warmup:
         return end
     return start + (end - start) * step / warmup
+
+
+def ramp(
+    step: int,
+    total: int,
+    kind: str,
+    start: float,
+    end: float,
+    begin: float = 0.0,
+    stop: float = 1.0,
+) -> float:
+    """`start` until `round(begin * total)`, then `kind` (constant, linear, cosine) to `end`
+    at `round(stop * total)`, then constant `end`.
+
+    Works both ways (`start > end` anneals, `start < end` warms up). The linear branch is the
+    formula of `linear_warmup`, so `ramp(s, t, "linear", a, b, 0, f)` equals
+    `linear_warmup(s, round(f * t), a, b)` bit for bit.
+    """
+    if kind == "constant":
+        return start
+    first, last = round(begin * total), round(stop * total)
+    if step >= last:
+        return end
+    if step <= first:
+        return start
+    span = last - first
+    if kind == "linear":
+        return start + (end - start) * (step - first) / span
+    if kind == "cosine":
+        return cosine(step - first, span, start, end)
+    raise ValueError(f"unknown schedule kind {kind!r}: choose 'constant', 'linear' or 'cosine'")

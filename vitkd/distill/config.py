@@ -6,6 +6,8 @@ import copy
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal, TypeVar
 
+from vitkd.schedules import linear_warmup, ramp
+
 C = TypeVar("C")
 
 
@@ -70,6 +72,60 @@ class StudentConfig:
 
 
 @dataclass(frozen=True)
+class Schedule:
+    """A value as a pure function of the optimiser step: `start`, then `kind` to `end`.
+
+    `start` holds until `begin` (a fraction of training), the value moves to `end` by `stop`,
+    then `end` holds. Either direction works (high -> low anneals, low -> high warms up).
+
+    Args:
+        kind: `constant` (always `start`), `linear` or `cosine`.
+        start: the value at the start.
+        end: the value at `stop` and after (`None`: `start`).
+        begin: fraction of training where the change starts.
+        stop: fraction of training where it reaches `end`.
+    """
+
+    kind: Literal["constant", "linear", "cosine"] = "constant"
+    start: float = 1.0
+    end: float | None = None
+    begin: float = 0.0
+    stop: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("constant", "linear", "cosine"):
+            raise ValueError(
+                f"schedule kind={self.kind!r}: choose 'constant', 'linear' or 'cosine'"
+            )
+        if not 0.0 <= self.begin <= self.stop <= 1.0:
+            raise ValueError(
+                f"schedule begin={self.begin}, stop={self.stop}: need 0 <= begin <= stop <= 1 "
+                "(fractions of training)"
+            )
+
+    def at(self, step: int, total: int) -> float:
+        """The value at optimiser step `step` of `total`."""
+        end = self.start if self.end is None else self.end
+        return ramp(step, total, self.kind, self.start, end, self.begin, self.stop)
+
+    def values(self) -> tuple[float, float]:
+        """(start, end): the two values the schedule moves between."""
+        return self.start, self.start if self.end is None else self.end
+
+
+def as_schedule(value: Schedule | dict[str, Any] | None, key: str) -> Schedule | None:
+    """A `Schedule` from a config value (a dict in YAML or checkpoint hyper-parameters)."""
+    if value is None or isinstance(value, Schedule):
+        return value
+    if isinstance(value, dict):
+        try:
+            return as_config(Schedule, value)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{key}: {err}") from None
+    raise TypeError(f"{key}: expected a schedule mapping (kind, start, end, ...), got {value!r}")
+
+
+@dataclass(frozen=True)
 class LossConfig:
     """Loss terms and their weights. A weight of 0 switches a term off.
 
@@ -86,6 +142,10 @@ class LossConfig:
         teacher_temp: final teacher temperature.
         warmup_teacher_temp: initial teacher temperature.
         warmup_teacher_temp_fraction: fraction of training over which it rises linearly.
+        teacher_temp_schedule: a `Schedule` of the teacher temperature; when given it replaces
+            `teacher_temp`, `warmup_teacher_temp` and `warmup_teacher_temp_fraction`.
+        student_temp_schedule: a `Schedule` of the student temperature; when given it replaces
+            `student_temp` (head fitting before training keeps `student_temp`).
     """
 
     dino: float = 1.0
@@ -100,6 +160,42 @@ class LossConfig:
     teacher_temp: float = 0.07
     warmup_teacher_temp: float = 0.04
     warmup_teacher_temp_fraction: float = 0.3
+    teacher_temp_schedule: Schedule | None = None
+    student_temp_schedule: Schedule | None = None
+
+    def __post_init__(self) -> None:
+        # YAML and checkpoint hyper-parameters give the schedules as dicts
+        for key in ("teacher_temp_schedule", "student_temp_schedule"):
+            schedule = as_schedule(getattr(self, key), f"model.losses.{key}")
+            if schedule is not None and min(schedule.values()) <= 0:
+                raise ValueError(
+                    f"model.losses.{key}: temperatures must be > 0, got {schedule.values()}"
+                )
+            object.__setattr__(self, key, schedule)
+
+    def teacher_temp_at(self, step: int, total: int) -> float:
+        """Teacher temperature at `step`: the schedule, else the legacy linear warm-up."""
+        if self.teacher_temp_schedule is not None:
+            return self.teacher_temp_schedule.at(step, total)
+        return linear_warmup(
+            step,
+            round(self.warmup_teacher_temp_fraction * total),
+            self.warmup_teacher_temp,
+            self.teacher_temp,
+        )
+
+    def student_temp_at(self, step: int, total: int) -> float:
+        """Student temperature at `step`: the schedule, else the constant `student_temp`."""
+        if self.student_temp_schedule is not None:
+            return self.student_temp_schedule.at(step, total)
+        return self.student_temp
+
+    def teacher_temp_settled_fraction(self) -> float:
+        """Fraction of training after which the teacher temperature no longer changes."""
+        schedule = self.teacher_temp_schedule
+        if schedule is None:
+            return self.warmup_teacher_temp_fraction
+        return 0.0 if schedule.kind == "constant" else schedule.stop
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ from vitkd.distill.teacher_heads import (
 from vitkd.losses import KoLeoLoss
 from vitkd.models import Backbone, build_student, build_teacher, check_alignable
 from vitkd.models.builtin import check_model_weights
-from vitkd.schedules import cosine, linear_warmup, scaled_lr, warmup_cosine
+from vitkd.schedules import cosine, scaled_lr, warmup_cosine
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,9 @@ class DistillationModule(L.LightningModule):
     - The student sees the global crops (masked for iBOT when `targets: prototypes`) and all
       local crops in one call each.
     - Schedules are pure functions of `global_step`: lr (sqrt batch scaling, warm-up, cosine),
-      weight decay (cosine), teacher temperature (linear warm-up), EMA momentum (cosine).
+      weight decay (cosine), teacher temperature (linear warm-up, or any `Schedule` in
+      `losses.teacher_temp_schedule`), student temperature (`losses.student_temp_schedule`),
+      EMA momentum (cosine).
     - The EMA shadow of the student is updated after every optimiser step and is the exported
       model.
     - `targets: self` is DINOv2 pretraining: there is no frozen teacher; the teacher is the EMA
@@ -259,21 +261,21 @@ class DistillationModule(L.LightningModule):
 
     # --------------------------------------------------------------- schedules
     def schedule(self, step: int, n_images: int) -> dict[str, float]:
-        """lr, weight decay, teacher temperature and EMA momentum at optimiser step `step`."""
+        """lr, weight decay, teacher temperature and EMA momentum at optimiser step `step`, and
+        the student temperature when `losses.student_temp_schedule` is set."""
         total = self.total_steps()
         o, lo = self.optim, self.losses
         peak = scaled_lr(o.base_lr, self.global_batch(n_images))
-        return {
+        values = {
             "lr": warmup_cosine(step, total, peak, o.min_lr, round(o.warmup_fraction * total)),
             "weight_decay": cosine(step, total, o.weight_decay, o.weight_decay_end),
-            "teacher_temp": linear_warmup(
-                step,
-                round(lo.warmup_teacher_temp_fraction * total),
-                lo.warmup_teacher_temp,
-                lo.teacher_temp,
-            ),
+            "teacher_temp": lo.teacher_temp_at(step, total),
             "ema_momentum": cosine(step, total, o.ema_momentum, o.ema_momentum_end),
         }
+        # only when scheduled: runs without it keep the logged columns they always had
+        if lo.student_temp_schedule is not None:
+            values["student_temp"] = lo.student_temp_at(step, total)
+        return values
 
     @override
     def configure_optimizers(self) -> torch.optim.Optimizer:
@@ -323,7 +325,7 @@ class DistillationModule(L.LightningModule):
         if self.targets == "features":
             terms = self.objective(student, local_cls, teacher, n_images)
         else:
-            temp = self.schedule(self.global_step, n_images)["teacher_temp"]
+            values = self.schedule(self.global_step, n_images)
             self._collapse_stats = {}
             terms = self.objective(
                 student,
@@ -332,9 +334,10 @@ class DistillationModule(L.LightningModule):
                 self.teacher_heads,
                 masks,
                 n_images,
-                temp,
+                values["teacher_temp"],
                 stats=self._collapse_stats,
                 mask_index=batch.get("mask_index") if use_masks else None,
+                student_temp=values.get("student_temp"),
             )
         if self.losses.koleo:
             views = student.cls.view(-1, n_images, student.cls.shape[-1])
@@ -372,7 +375,7 @@ class DistillationModule(L.LightningModule):
         for name, value in stats.items():
             self.log(f"collapse/{name}", value, batch_size=batch_size)
         # judged after the teacher-temperature warm-up: sharp early targets are not collapse
-        warm = round(self.losses.warmup_teacher_temp_fraction * self.total_steps())
+        warm = round(self.losses.teacher_temp_settled_fraction() * self.total_steps())
         if self.global_step >= warm:
             # one host sync, only every tenth step
             if self.global_step % 10 == 0:

@@ -130,6 +130,7 @@ class PrototypeObjective(nn.Module):
         teacher_temp: float,
         stats: dict[str, torch.Tensor] | None = None,
         mask_index: torch.Tensor | None = None,
+        student_temp: float | None = None,
     ) -> dict[str, torch.Tensor]:
         """Unweighted loss terms `dino` and `ibot`.
 
@@ -144,7 +145,12 @@ class PrototypeObjective(nn.Module):
             stats: when given, filled with `collapse_stats` of the teacher CLS and DINO targets.
             mask_index: int64 (M,) flat indices of the True entries of `masks`, in order (from
                 the collate); None falls back to boolean indexing (a host-device sync).
+            student_temp: scheduled student temperature; None keeps `losses.student_temp`.
         """
+        if student_temp is not None:
+            self.dino_loss.student_temp = student_temp
+            if self.losses.ibot:
+                self.ibot_loss.student_temp = student_temp
         mode = self.losses.centering
         softmax = mode == "softmax"
         with torch.no_grad():

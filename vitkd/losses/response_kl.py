@@ -43,8 +43,13 @@ class ResponseKLLoss(nn.Module):
         student_logits: torch.Tensor,
         teacher_logits: torch.Tensor,
         mask: torch.Tensor | None = None,
+        temperature: float | None = None,
     ) -> torch.Tensor:
-        """Scalar loss for student and teacher logits (..., K) and an optional bool mask (...)."""
+        """Scalar loss for student and teacher logits (..., K) and an optional bool mask (...).
+
+        `temperature` overrides the constructor's T for this call: the value of a `Schedule` at
+        the current step (`vitkd.distill.config.Schedule.at`).
+        """
         if student_logits.shape != teacher_logits.shape:
             raise ValueError(
                 f"student {tuple(student_logits.shape)} and teacher {tuple(teacher_logits.shape)} "
@@ -54,7 +59,9 @@ class ResponseKLLoss(nn.Module):
             raise ValueError(
                 f"mask {tuple(mask.shape)} must match the logits' leading shape {tuple(student_logits.shape[:-1])}"
             )
-        temp = self.temperature
+        temp = self.temperature if temperature is None else temperature
+        if not temp > 0:
+            raise ValueError(f"temperature must be > 0, got {temp}")
         teacher_prob = F.softmax(teacher_logits.detach().float() / temp, dim=-1)
         student_logprob = F.log_softmax(student_logits.float() / temp, dim=-1)
         products = (teacher_prob * student_logprob).masked_fill(torch.isinf(student_logits), 0.0)
