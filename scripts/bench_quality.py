@@ -227,6 +227,51 @@ def _robust_cells(result: dict[str, float], data: Labelled, first: Labelled) -> 
     return cells
 
 
+@dataclass
+class Centres:
+    """Tiles of several labelled folders as centres, with their shared class names."""
+
+    images: list[np.ndarray]
+    biology: np.ndarray
+    centre: np.ndarray
+    summary: str
+
+
+def load_centres(items: list[str], class_map: str) -> Centres:
+    """Read `CENTRE=DIR` folders, keep the classes `class_map` maps to a shared name."""
+    mapping = dict(pair.split("=", 1) for pair in class_map.split(",") if pair)
+    images, biology, centre, counts = [], [], [], {}
+    for item in items:
+        name, _, folder = item.partition("=")
+        data = load_labelled(Path(folder))
+        for img, label in zip(data.images, data.labels, strict=True):
+            shared = mapping.get(data.classes[label], data.classes[label] if not mapping else None)
+            if shared is None:
+                continue
+            images.append(img)
+            biology.append(shared)
+            centre.append(name)
+            counts[(name, shared)] = counts.get((name, shared), 0) + 1
+    classes = sorted({b for b in biology})
+    summary = f"{len(images)} tiles, {len(classes)} shared classes ({', '.join(classes)}), " + (
+        ", ".join(
+            f"{c}: {sum(v for (n, _), v in counts.items() if n == c)}"
+            for c in dict.fromkeys(centre)
+        )
+    )
+    return Centres(images, np.array(biology), np.array(centre), summary)
+
+
+def real_centre_ri(x: np.ndarray, centres: Centres, k: int) -> float:
+    """PathoROB's RI with the source folder as the centre and each tile as its own slide."""
+    from evaluation.robustness_index import robustness_index
+
+    result = robustness_index(
+        x, centres.biology, centres.centre, slide=np.arange(len(x)), k=k, n_bootstrap=200
+    )
+    return float(result["ri"])
+
+
 def fidelity_scores(student: np.ndarray, teacher: np.ndarray) -> dict[str, float]:
     """pc_r2, linear CKA and centred kNN agreement of CLS embeddings to the teacher's."""
     from vitkd.metrics import knn_agreement, linear_cka, pc_r2
@@ -256,6 +301,7 @@ def markdown(rows: list[dict], sets: list[Labelled], meta: dict) -> str:
         ("CKA", "cka"),
         ("kNN agree (centred)", "knn_agree_c"),
         *[(f"RI {s.name}", f"{s.name}/ri") for s in sets],
+        ("RI real centres", "ri_centres"),
         ("top-10 x-scanner", "top10_x_scanner"),
         ("top-10 x-staining", "top10_x_staining"),
         ("train s", "seconds"),
@@ -335,6 +381,18 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.add_argument("--ri-k", type=int, default=10, help="neighbours of the robustness index")
     p.add_argument("--ri-set", help="labelled folder whose RI gives the ratio (name)")
+    p.add_argument(
+        "--centres",
+        nargs="*",
+        default=[],
+        metavar="CENTRE=DIR",
+        help="labelled folders from different sources, as the centres of a real RI",
+    )
+    p.add_argument(
+        "--class-map",
+        default="",
+        help="OLD=NEW,... names shared by the centres' classes (unmapped classes are dropped)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/cpu_quality.md")
     p.add_argument("--figure", type=Path, default=ROOT / "docs/quality.png")
@@ -395,6 +453,7 @@ def main(argv: list[str] | None = None) -> None:
         for s in sets:
             rendered[s.name][label] = [simulator.simulate(img, cond.id) for img in s.images]
 
+    centres = load_centres(args.centres, args.class_map) if args.centres else None
     rows: list[dict] = []
     teacher_first = None
     for name, (kind, model) in encoders.items():
@@ -413,6 +472,9 @@ def main(argv: list[str] | None = None) -> None:
                 c: embed_images(model, x, 64, progress=False) for c, x in rendered[s.name].items()
             }
             row.update(_robust_cells(robustness(per_cond, s.labels, conds, args.ri_k), s, first))
+        if centres is not None:
+            x = embed_images(model, centres.images, 64, progress=False)
+            row["ri_centres"] = real_centre_ri(x, centres, args.ri_k)
         rows.append(row)
     hist = {"encoder": "colour histogram (48 bins)", "kind": "baseline"}
     for s in sets:
@@ -421,6 +483,8 @@ def main(argv: list[str] | None = None) -> None:
     for s in sets:
         per_cond = {c: colour_histogram(x) for c, x in rendered[s.name].items()}
         hist.update(_robust_cells(robustness(per_cond, s.labels, conds, args.ri_k), s, first))
+    if centres is not None:
+        hist["ri_centres"] = real_centre_ri(colour_histogram(centres.images), centres, args.ri_k)
     rows.append(hist)
     for r in rows:
         r["ri"] = r[f"{ri_set}/ri"]
@@ -440,6 +504,7 @@ def main(argv: list[str] | None = None) -> None:
         "budget per student": f"{args.steps} steps x batch {args.batch_size}, seed {args.seed}",
         "conditions": f"{len(conds)}: stains {args.stains} x scanners {args.scanners}",
         "RI": f"k = {args.ri_k}, condition = centre, source tile = slide; ratio on {ri_set}",
+        "real centres": centres.summary if centres is not None else "none given",
         "wall time": f"{time.perf_counter() - started:.0f} s, {torch.get_num_threads()} threads",
     }
     table = markdown(rows, sets, meta)
