@@ -1,4 +1,4 @@
-"""`robustness-index`: PathoROB's Robustness Index and croma's MaRI / CRoMa from embeddings + a manifest, one encoder or several side by side."""
+"""`robustness-index`: PathoROB's Robustness Index, APD and clustering score, croma's MaRI / CRoMa / nIPD from embeddings + a manifest, one encoder or several side by side."""
 
 import argparse
 from pathlib import Path
@@ -23,7 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "robustness-index",
         aliases=["robustness_index"],  # the module name, as the other commands are spelt
-        help="Robustness Index, MaRI and CRoMa on a multi-centre cohort",
+        help="Robustness Index, MaRI, CRoMa, APD, nIPD and clustering score on a multi-centre cohort",
         description=__doc__,
     )
     p.add_argument(
@@ -61,6 +61,33 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--curve-k", type=int, default=100, help="RI(k) curve up to this k")
     p.add_argument("--n-bootstrap", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--apd-iterations",
+        type=int,
+        default=20,
+        help="APD/nIPD probe-sweep replicates (PathoROB: 20; 0 skips the sweep)",
+    )
+    p.add_argument("--apd-seed", type=int, default=1000, help="seed of the sweep (PathoROB: 1000)")
+    p.add_argument(
+        "--apd-rows-per-slide",
+        type=int,
+        help="tiles kept per slide in the sweep (default: the fewest any slide has)",
+    )
+    p.add_argument(
+        "--apd-centres",
+        nargs=2,
+        metavar="CENTRE",
+        help="run the sweep on these two centres only (its design needs 2 centres, or 4x4)",
+    )
+    p.add_argument(
+        "--clustering-trials",
+        type=int,
+        default=50,
+        help="k-means runs per 2x2 combination for the clustering score (PathoROB: 50; 0 skips)",
+    )
+    p.add_argument(
+        "--clustering-k", type=int, help="clusters (default: best silhouette over 2..30)"
+    )
     p.add_argument("--dtype", choices=["float32", "float16", "float64"], default="float32")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     add_out(p)
@@ -114,7 +141,15 @@ def load_embeddings(file: Path, manifest: "Manifest", keep: np.ndarray) -> np.nd
 def summary_row(name: str, r: dict) -> dict[str, object]:
     """One encoder's headline numbers for table.csv."""
     ri, mari, croma = r["ri"], r["mari"], r["croma"]
-    notes = "; ".join(x for x in (ri.get("note"), mari.get("note"), croma.get("note")) if x)
+    probe, clus = r.get("probe", {}), r.get("clustering", {})
+    named = [
+        (None, ri.get("note")),
+        (None, mari.get("note")),
+        (None, croma.get("note")),
+        ("APD/nIPD", probe.get("note")),
+        ("clustering", clus.get("note")),
+    ]
+    notes = "; ".join(f"{k}: {x}" if k else x for k, x in dict.fromkeys(named) if x)
     return {
         "encoder": name,
         "k": ri.get("k"),
@@ -128,14 +163,43 @@ def summary_row(name: str, r: dict) -> dict[str, object]:
         "croma_f0": croma.get("f0"),
         "croma_support": croma.get("support"),
         "ri_support": ri.get("support"),
+        "apd": probe.get("apd", float("nan")),
+        "nipd": probe.get("nipd", float("nan")),
+        "clustering_score": clus.get("clustering_score", float("nan")),
+        "clustering_score_std": clus.get("clustering_score_std", float("nan")),
+        "clustering_k": clus.get("k"),
         "note": notes,
     }
+
+
+def probe_for(x: np.ndarray, manifest: "Manifest", keep: np.ndarray, args) -> dict:
+    """APD / nIPD of one encoder's kept rows, on the --apd-centres when given."""
+    from evaluation.robustness_index.downstream import probe_robustness
+    from evaluation.robustness_index.manifest import ManifestError
+
+    use = np.ones(int(keep.sum()), dtype=bool)
+    centre = manifest.centre[keep].astype(str)
+    if args.apd_centres:
+        missing = sorted(set(args.apd_centres) - set(centre))
+        if missing:
+            raise ManifestError(f"--apd-centres: no kept row has centre {', '.join(missing)}")
+        use = np.isin(centre, args.apd_centres)
+    return probe_robustness(
+        x[use],
+        manifest.biology[keep][use],
+        centre[use],
+        manifest.slide[keep][use],
+        iterations=args.apd_iterations,
+        seed=args.apd_seed,
+        rows_per_slide=args.apd_rows_per_slide,
+    )
 
 
 def run(args: argparse.Namespace) -> None:
     """Run the subcommand."""
     from evaluation.outputs import staged_folder
     from evaluation.robustness_index import robustness_metrics
+    from evaluation.robustness_index.clustering import clustering_score
     from evaluation.robustness_index.manifest import ManifestError, read_manifest
 
     k = parse_k(args.k)
@@ -168,6 +232,14 @@ def run(args: argparse.Namespace) -> None:
             dtype=getattr(torch, args.dtype),
             device=args.device,
         )
+        r["probe"] = probe_for(x, manifest, keep, args)
+        r["clustering"] = clustering_score(
+            x,
+            manifest.biology[keep],
+            manifest.centre[keep],
+            k=args.clustering_k,
+            n_trials=args.clustering_trials,
+        )
         per_sample[name] = r["croma"].pop("per_sample", np.full(int(keep.sum()), np.nan))
         r["mari"].pop("per_query", None)
         r["ri"].pop("per_query", None)
@@ -185,7 +257,16 @@ def run(args: argparse.Namespace) -> None:
         payload["differences"] = {
             f"{other} - {first}": {
                 key: rows[i + 1][key] - rows[0][key]
-                for key in ("ri", "mari", "croma", "croma_ltm10", "croma_f0")
+                for key in (
+                    "ri",
+                    "mari",
+                    "croma",
+                    "croma_ltm10",
+                    "croma_f0",
+                    "apd",
+                    "nipd",
+                    "clustering_score",
+                )
             }
             for i, other in enumerate(rest)
         }
@@ -196,5 +277,6 @@ def run(args: argparse.Namespace) -> None:
         print(
             f"{row['encoder']}: RI={row['ri']:.3f}±{row['ri_std']:.3f} (k={row['k']}) "
             f"MaRI={row['mari']:.3f} CRoMa={row['croma']:.3f} LTM10={row['croma_ltm10']:.3f} "
-            f"F(0)={row['croma_f0']:.3f}" + (f"  [{row['note']}]" if row["note"] else "")
+            f"F(0)={row['croma_f0']:.3f} APD={row['apd']:.4f} nIPD={row['nipd']:.3f} "
+            f"CS={row['clustering_score']:.3f}" + (f"  [{row['note']}]" if row["note"] else "")
         )

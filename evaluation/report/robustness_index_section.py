@@ -1,4 +1,4 @@
-"""Report section of a `robustness-index` run: RI / MaRI / CRoMa table, RI-vs-k curves, CRoMa violins."""
+"""Report section of a `robustness-index` run: RI / MaRI / CRoMa / APD / nIPD / clustering table, RI-vs-k curves, CRoMa violins."""
 
 from pathlib import Path
 
@@ -63,13 +63,34 @@ def robustness_index_section(run: Run, out: Path) -> Section:
             "RI (PathoROB): share of same-class/other-centre among same-class/other-centre and "
             "other-class/same-centre neighbours; MaRI weights them by exp(-d/tau); CRoMa (croma): "
             "per-sample (d_OS - d_SO)/(d_OS + d_SO) over the 5 nearest of each, median, LTM10 = "
-            "mean of the worst 10 %, F(0) = share <= 0. Higher is more robust for all but F(0)."
+            "mean of the worst 10 %, F(0) = share <= 0. APD (PathoROB): mean relative drop of "
+            "logistic probes as the training set's centre-class correlation rises (0: none); "
+            "nIPD (croma): that drop over above-chance skill, integrated over Cramér's V; "
+            "clustering score (PathoROB): ARI of k-means with biology minus ARI with the centre. "
+            "Higher is more robust for all but F(0)."
         ],
     )
-    header = ["encoder", "k", "RI ± std", "MaRI", "CRoMa", "LTM10", "F(0)", "support", "note"]
+    header = [
+        "encoder",
+        "k",
+        "RI ± std",
+        "MaRI",
+        "CRoMa",
+        "LTM10",
+        "F(0)",
+        "support",
+        "APD",
+        "nIPD",
+        "clustering ± std",
+        "note",
+    ]
     rows = []
     for name, r in encoders.items():
         ri, mari, croma = r["ri"], r["mari"], r["croma"]
+        probe, clus = r.get("probe", {}), r.get("clustering", {})
+        notes = [ri.get("note"), croma.get("note")]
+        notes += [f"APD/nIPD: {probe['note']}"] if probe.get("note") else []
+        notes += [f"clustering: {clus['note']}"] if clus.get("note") else []
         rows.append(
             [
                 name,
@@ -80,7 +101,10 @@ def robustness_index_section(run: Run, out: Path) -> Section:
                 fmt(croma.get("ltm")),
                 fmt(croma.get("f0")),
                 fmt(croma.get("support")),
-                "; ".join(x for x in (ri.get("note"), croma.get("note")) if x) or "",
+                fmt(probe.get("apd"), 4),
+                fmt(probe.get("nipd")),
+                f"{fmt(clus.get('clustering_score'))} ± {fmt(clus.get('clustering_score_std'))}",
+                "; ".join(dict.fromkeys(x for x in notes if x)),
             ]
         )
     sec.blocks.append(Table(header, rows))

@@ -1,5 +1,8 @@
-"""Neighbour-based robustness metrics: PathoROB's Robustness Index, croma's MaRI / CRoMa / nIPD."""
+"""Robustness metrics: PathoROB's Robustness Index, APD and clustering score; croma's MaRI / CRoMa / nIPD."""
 
+from evaluation.robustness_index.apd import apd
+from evaluation.robustness_index.clustering import clustering_score
+from evaluation.robustness_index.downstream import probe_robustness
 from evaluation.robustness_index.index import (
     PATHOROB_COMMIT,
     bootstrap_ri,
@@ -23,11 +26,18 @@ from evaluation.robustness_index.neighbour_types import NeighbourTypes, neighbou
 from evaluation.robustness_index.neighbours import Neighbours, usable_counts, usable_neighbours
 from evaluation.robustness_index.nipd import nipd
 from evaluation.robustness_index.paired import paired_robustness_index
+from evaluation.robustness_index.probe_schedule import (
+    PATHOROB_APD_COMMIT,
+    cramers_v,
+    pathorob_schedule,
+)
+from evaluation.robustness_index.probe_sweep import probe_sweep
 from evaluation.robustness_index.suite import robustness_metrics
 from evaluation.robustness_index.tail import confounder_dominant_fraction, tail_mean
 
 __all__ = [
     "CROMA_M",
+    "PATHOROB_APD_COMMIT",
     "PATHOROB_COMMIT",
     "PATHOROB_DEFAULT_K",
     "PATHOROB_K_GRID_MAX",
@@ -35,9 +45,12 @@ __all__ = [
     "CodedInputs",
     "NeighbourTypes",
     "Neighbours",
+    "apd",
     "bootstrap_ri",
+    "clustering_score",
     "code_inputs",
     "confounder_dominant_fraction",
+    "cramers_v",
     "croma_per_sample",
     "croma_summary",
     "k_grid",
@@ -47,6 +60,9 @@ __all__ = [
     "neighbour_types",
     "nipd",
     "paired_robustness_index",
+    "pathorob_schedule",
+    "probe_robustness",
+    "probe_sweep",
     "ri_curve",
     "robustness_index",
     "robustness_metrics",

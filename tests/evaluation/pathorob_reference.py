@@ -122,3 +122,184 @@ def ref_paired_robustness_index(
         mats.append(ref_type_matrices(y, conf_codes, idx))
     stats = ref_aggregate(mats, n_bootstrap, seed)
     return stats
+
+
+# --- APD and clustering score ----------------------------------------------------------
+# Source: https://github.com/bifold-pathomics/PathoROB
+#   pathorob/apd/apd.py (`compute`) and pathorob/apd/utils.py (`get_patches_map_to_split`,
+#   `compute_apd`) at commit 5472795d9433c12d64a7380ad19e4e78c2395566,
+#   https://github.com/bifold-pathomics/PathoROB/blob/5472795d9433c12d64a7380ad19e4e78c2395566/pathorob/apd/apd.py
+#   pathorob/apd/train_model.py at commit 405f8afd1a6b29ed86b711807ebf2f88813fbcd8;
+#   pathorob/clustering_score/clustering_score.py (`compute`) at commit
+#   e5add358436baebbae1671649a7dce5b0610f1c2 and pathorob/clustering_score/utils.py at
+#   commit 405f8afd1a6b29ed86b711807ebf2f88813fbcd8,
+#   https://github.com/bifold-pathomics/PathoROB/blob/e5add358436baebbae1671649a7dce5b0610f1c2/pathorob/clustering_score/clustering_score.py
+# Restated from reading them, keeping their data flow: nested lists of
+# (patch, centre, class, slide) tuples per cell, the global `random` module, the C grid
+# via `map`, pandas for the ARI table. Metadata frames are replaced by arrays.
+
+
+def ref_split_map(dataset: str, split: int, n: int):
+    """`get_patches_map_to_split`."""
+    if dataset == "camelyon":
+        a = [(0, 0, (7 - split) * n), (0, 1, (7 + split) * n)]
+        b = [(1, 0, (7 + split) * n), (1, 1, (7 - split) * n)]
+        return sorted(a + b), 14
+    if dataset == "tcga":
+        diag = [(i, j, (split + 2) * n) for i in range(4) for j in range(4) if i == j]
+        inv = [
+            (i, j, (1 if split % 2 == 1 else (2 if split < 3 else 0)) * n)
+            for i in range(4)
+            for j in range(4)
+            if i + j == 3
+        ]
+        rest = [
+            (i, j, (2 if split < 2 else (1 if split < 5 else 0)) * n)
+            for i in range(4)
+            for j in range(4)
+            if i != j and i + j != 3
+        ]
+        return sorted(diag + inv + rest), 8
+    if dataset == "tolkach_esca":
+        a = [(0, j, (3 - split) * n) for j in range(3)] + [
+            (0, j, (3 + split) * n) for j in range(3, 6)
+        ]
+        b = [(1, j, (3 + split) * n) for j in range(3)] + [
+            (1, j, (3 - split) * n) for j in range(3, 6)
+        ]
+        return sorted(a + b), 6
+    raise ValueError(dataset)
+
+
+def ref_fit_and_evaluate(args):
+    """`fit_and_evaluate`."""
+    from sklearn.linear_model import LogisticRegression
+
+    c, train_x, train_y, val_x, val_y, eval_func = args
+    model = LogisticRegression(C=c, random_state=0)
+    model.fit(train_x, train_y)
+    return c, eval_func(val_y, model.predict(val_x))
+
+
+def ref_train_logistic_regression(train_x, train_y, val_x, val_y, test_xs, test_ys):
+    """`train_logistic_regression` with balanced accuracy."""
+    from sklearn.linear_model import LogisticRegression
+
+    cs = 10 ** np.linspace(-8, 4, 15)
+    results = list(
+        map(
+            ref_fit_and_evaluate,
+            [(c, train_x, train_y, val_x, val_y, balanced_accuracy_score) for c in cs],
+        )
+    )
+    best_c, _ = max(results, key=lambda x: x[1])
+    final = LogisticRegression(C=best_c)
+    final.fit(train_x, train_y)
+    return [
+        balanced_accuracy_score(y, final.predict(x)) for x, y in zip(test_xs, test_ys, strict=True)
+    ]
+
+
+def ref_compute_apd(accuracies) -> np.ndarray:
+    """`compute_apd`: per-replicate scores."""
+    scores = np.asarray(accuracies)
+    return (scores[1:] / scores[0]).mean(axis=0) - 1
+
+
+def ref_apd_compute(features, dataset: str, num_splits: int, n_per_slide: int, iterations: int):
+    """`compute` for camelyon / tcga (no tolkach case splits, no OOD set).
+
+    `features[i][j]` is the list of (patch, i, j, slide) tuples of centre i, class j.
+    Returns (per-split lists of in-domain accuracies, APD).
+    """
+    import random
+
+    features = [[list(cell) for cell in row] for row in features]
+    random.seed(1000)
+    seeds = random.sample(range(0, 10000), iterations)
+    acc = [[] for _ in range(num_splits)]
+    for seed in seeds:
+        random.seed(seed)
+        for i in range(len(features)):
+            for j in range(len(features[i])):
+                chunks = [
+                    features[i][j][k : k + n_per_slide]
+                    for k in range(0, len(features[i][j]), n_per_slide)
+                ]
+                random.shuffle(chunks)
+                features[i][j] = [item for s in chunks for item in s]
+        for split in range(num_splits):
+            split_map, max_train = ref_split_map(dataset, split, n_per_slide)
+            train = [features[i][j][:n] for i, j, n in split_map]
+            train = [t for cell in train for t in cell]
+            val = [features[i][j][n : n + int(n / max_train)] for i, j, n in split_map]
+            val = [t for cell in val for t in cell]
+            idx_test = (max_train + 1) * n_per_slide
+            test = [
+                features[a][b][idx_test:]
+                for a in range(len(features))
+                for b in range(len(features[0]))
+            ]
+            test = [t for cell in test for t in cell]
+            train_x, train_y = zip(*[(p, b) for p, _, b, _ in train], strict=True)
+            val_x, val_y = zip(*[(p, b) for p, _, b, _ in val], strict=True)
+            test_x, test_y = zip(*[(p, b) for p, _, b, _ in test], strict=True)
+            (score,) = ref_train_logistic_regression(
+                train_x, train_y, val_x, val_y, [test_x], [test_y]
+            )
+            acc[split].append(score)
+    return acc, float(np.mean(ref_compute_apd(acc)))
+
+
+def ref_clustering_compute(z, bio, mc, K=None, minK=2, maxK=30, metric="cosine", num_trials=50):
+    """Clustering score `compute` on arrays (metadata order = row order)."""
+    from itertools import combinations, product
+
+    import pandas as pd
+    from sklearn import metrics
+    from sklearn.cluster import KMeans
+
+    bio, mc = np.asarray(bio), np.asarray(mc)
+    bio_options, mc_options = pd.unique(bio), pd.unique(mc)
+    combis, per_combi = set(), {}
+    for b in bio_options:
+        for c in mc_options:
+            sel = np.flatnonzero((bio == b) & (mc == c))
+            if len(sel) > 0:
+                per_combi[f"{b}-{c}"] = sel
+                combis.add(f"{b}-{c}")
+    all_combinations = list(product(combinations(bio_options, r=2), combinations(mc_options, r=2)))
+    all_aris = pd.DataFrame()
+    for (bio1, bio2), (mc1, mc2) in all_combinations:
+        current = [f"{bio1}-{mc1}", f"{bio1}-{mc2}", f"{bio2}-{mc1}", f"{bio2}-{mc2}"]
+        if not all(cc in combis for cc in current):
+            continue
+        Z, bio_labels, mc_labels = [], [], []
+        for cc in current:
+            Z.extend(z[per_combi[cc]])
+            bio_labels.extend(bio[per_combi[cc]].tolist())
+            mc_labels.extend(mc[per_combi[cc]].tolist())
+        Z = np.array(Z)
+        bio_labels, mc_labels = np.array(bio_labels), np.array(mc_labels)
+        Z_norm = Z / np.sqrt((Z**2).sum(axis=1))[:, None] if metric == "cosine" else Z
+        if K is None:
+            Ks = np.linspace(minK, maxK, maxK - minK + 1, dtype=int)
+            SS = np.zeros(len(Ks))
+            for i, k in enumerate(Ks):
+                km = KMeans(n_clusters=k, random_state=1337, init="random", n_init=20).fit(Z_norm)
+                SS[i] = metrics.silhouette_score(Z_norm, km.labels_, metric=metric)
+            K = Ks[np.argmax(SS)]
+        aris = np.zeros([num_trials, 3])
+        for t in range(num_trials):
+            km = KMeans(n_clusters=K, random_state=1337 + t, n_init=5, init="random").fit(Z_norm)
+            a_bio = metrics.adjusted_rand_score(bio_labels, km.labels_)
+            a_mc = metrics.adjusted_rand_score(mc_labels, km.labels_)
+            aris[t, :] = [a_bio, a_mc, a_bio - a_mc]
+        frame = pd.DataFrame(aris, columns=["ari_bio", "ari_mc", "clustering_score"])
+        all_aris = pd.concat([all_aris, frame], axis=0, ignore_index=True)
+    return {
+        "clustering_score_mean": all_aris["clustering_score"].mean(),
+        "clustering_score_std": all_aris["clustering_score"].std(),
+        "K": int(K),
+        "num_combinations": len(all_combinations),
+    }

@@ -255,3 +255,29 @@ def test_pathorob_layout_paired_with_ood_dropped(tmp_path) -> None:
     ri = results["encoders"]["student"]["ri"]
     assert ri["k"] == 61 and ri["ri"] == pytest.approx(direct["ri"], abs=1e-6)
     assert ri["ri_std"] == pytest.approx(direct["ri_std"], abs=1e-6)
+
+
+def test_apd_nipd_and_clustering_in_the_outputs(tmp_path, capsys) -> None:
+    d = cohort(classes=2, centres=3, slides_per_cell=4, tiles_per_slide=3, dim=8, seed=12)
+    d["x_clean"] = d["x"]
+    manifest, teacher, _ = _write(tmp_path, d)
+    out = tmp_path / "out"
+    argv = ["robustness-index", "--embeddings", str(teacher), "--manifest", str(manifest)]
+    argv += ["--k", "5", "--n-bootstrap", "0", "--apd-iterations", "2"]
+    argv += ["--clustering-trials", "3", "--clustering-k", "2"]
+    main([*argv, "--out", str(out)])
+    r = json.loads((out / "results.json").read_text())["encoders"]["teacher"]
+    # Three centres: no PathoROB sweep design, reported as NaN (null) with the reason.
+    assert r["probe"]["apd"] is None and "3 centres x 2 classes" in r["probe"]["note"]
+    assert r["clustering"]["n_evaluated"] == 3 and r["clustering"]["clustering_score"] is not None
+    main([*argv, "--apd-centres", "centre0", "centre2", "--out", str(tmp_path / "two")])
+    r = json.loads((tmp_path / "two" / "results.json").read_text())["encoders"]["teacher"]
+    assert r["probe"]["design"] == "two_centre" and r["probe"]["note"] is None
+    assert r["probe"]["cramers_v"] == [0.0, 1.0] and len(r["probe"]["accuracies"]) == 2
+    with (tmp_path / "two" / "table.csv").open() as f:
+        row = next(csv.DictReader(f))
+    assert float(row["apd"]) == pytest.approx(r["probe"]["apd"])
+    assert float(row["clustering_score"]) == pytest.approx(r["clustering"]["clustering_score"])
+    printed = capsys.readouterr().out
+    assert "APD=nan nIPD=nan CS=" in printed and "3 centres x 2 classes" in printed
+    assert f"APD={r['probe']['apd']:.4f}" in printed
