@@ -1,12 +1,14 @@
-"""Load an encoder by name/path and embed uint8 RGB images with it, in batches."""
+"""Load an encoder by name/path and embed uint8 RGB images with it, through `vitkd.embed`'s path."""
 
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
+
+from vitkd.embed.embedder import Embedder
+from vitkd.embed.preprocess import tiles_to_batch
 
 if TYPE_CHECKING:
     from vitkd.models import Backbone
@@ -23,26 +25,6 @@ def load_encoder(model: str, weights: str | None = None) -> "Backbone":
     return backbone.freeze()
 
 
-def _to_batch(images: list[np.ndarray], size: int) -> torch.Tensor:
-    """Stack (H, W, 3) uint8 images into (B, 3, size, size) uint8, resizing (antialiased bilinear) when needed."""
-    out = []
-    for img in images:
-        if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
-            raise ValueError(f"images must be (H, W, 3) uint8 RGB, got {img.shape} {img.dtype}")
-        t = torch.from_numpy(np.array(img, copy=True)).permute(2, 0, 1)
-        if t.shape[1:] != (size, size):
-            t = F.interpolate(
-                t[None].float(),
-                size=(size, size),
-                mode="bilinear",
-                antialias=True,
-                align_corners=False,
-            )[0]
-            t = t.round().clamp(0, 255).to(torch.uint8)
-        out.append(t)
-    return torch.stack(out)
-
-
 def embed_images(
     backbone: "Backbone",
     images: Iterable[np.ndarray],
@@ -52,8 +34,13 @@ def embed_images(
     total: int | None = None,
     desc: str = "embedding",
     progress: bool = True,
+    precision: str = "32",
 ) -> np.ndarray:
     """Embeddings (N, D) float32 of uint8 images, each resized to the model's input size.
+
+    The same path as ``python -m vitkd.embed``: `vitkd.embed.preprocess.resize_tile` (antialiased
+    bilinear) and `vitkd.embed.embedder.Embedder` (its precision policy), so a tile gives the same
+    features here and in an embedding run at the same precision.
 
     Args:
         backbone: a vitkd Backbone (normalises uint8 input itself).
@@ -64,20 +51,19 @@ def embed_images(
         total: number of images, for the progress bar.
         desc: progress bar label.
         progress: show a tqdm bar.
+        precision: ``32`` (default: fp32 everywhere), ``auto`` (bf16 autocast on CUDA, fp32 on
+            CPU, as ``vitkd.embed``'s default) or ``bf16``.
     """
     if tokens not in ("cls", "cls+mean"):
         raise ValueError(f"tokens={tokens!r}: choose 'cls' or 'cls+mean'")
     size = int(backbone.spec.img_size)
-    backbone = backbone.to(device).eval()
+    embedder = Embedder(backbone, torch.device(device), tokens, precision)
     chunks: list[np.ndarray] = []
     buf: list[np.ndarray] = []
     bar = tqdm(total=total, desc=desc, unit="img", disable=not progress, leave=False)
 
     def flush() -> None:
-        with torch.inference_mode():
-            chunks.append(
-                backbone.embed(_to_batch(buf, size).to(device), tokens=tokens).float().cpu().numpy()
-            )
+        chunks.append(embedder(tiles_to_batch(buf, size)).cpu().numpy())
         bar.update(len(buf))
         buf.clear()
 

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from vitkd.embed.config import PRECISIONS
+
 if TYPE_CHECKING:
     from vitkd.models import Backbone
 
@@ -14,8 +16,11 @@ if TYPE_CHECKING:
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     """bf16 for `bf16`, and for `auto` on CUDA; None (plain fp32) otherwise.
 
+    The one precision policy of every embedding path (`vitkd.embed`, `evaluation.encoder`).
     CPUs without native bf16 run bf16 autocast 5-20x slower than fp32, hence fp32 on CPU.
     """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r}: choose one of {PRECISIONS}")
     if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
         return torch.bfloat16
     return None

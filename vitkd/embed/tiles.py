@@ -8,35 +8,17 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
 
 from slides import GridTiles, SlideError, TileFolder, TileGrid, load_grid, make_grid, open_slide
 from slides.grid_io import coords_attrs
 from slides.slide import Slide
 from vitkd.embed.config import EmbedConfig
+from vitkd.embed.preprocess import ToCHW
 from vitkd.embed.sources import Source
 
 # Relative mismatch between a coords file's mpp and --mpp that is still the same resolution.
 _MPP_TOLERANCE = 0.02
-
-
-class ToCHW:
-    """(H, W, 3) uint8 array -> (3, size, size) uint8 tensor; resizes only when the side differs.
-
-    No float conversion here: the model normalises uint8 itself, and uint8 batches are 4x
-    cheaper to move between worker, pinned memory and device.
-    """
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-
-    def __call__(self, tile: np.ndarray) -> torch.Tensor:
-        if tile.shape[0] != self.size or tile.shape[1] != self.size:
-            tile = np.array(Image.fromarray(tile).resize((self.size, self.size), Image.BILINEAR))
-        elif not tile.flags.writeable:
-            tile = tile.copy()  # e.g. np.asarray of a PIL image; torch wants writable memory
-        return torch.from_numpy(tile).permute(2, 0, 1)
 
 
 class _IndexCoords(Dataset):

@@ -148,9 +148,10 @@ def test_folder_of_tiles_is_one_slide(
 
 
 def _resize(tile: np.ndarray) -> np.ndarray:
-    from PIL import Image
-
-    return np.asarray(Image.fromarray(tile).resize((TILE, TILE), Image.BILINEAR))
+    """Antialiased bilinear on float pixels, rounded once (`vitkd.embed.preprocess`'s contract)."""
+    chw = torch.from_numpy(np.array(tile)).permute(2, 0, 1)[None].float()
+    out = torch.nn.functional.interpolate(chw, size=(TILE, TILE), mode="bilinear", antialias=True)
+    return out[0].round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
 
 
 def test_vitkd_checkpoint_embeds_with_the_chosen_branch(
