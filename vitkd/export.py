@@ -1,4 +1,4 @@
-"""`python -m vitkd.export CHECKPOINT --out DIR`: a training checkpoint -> timm-loadable student."""
+"""`python -m vitkd.export SOURCE --out DIR`: a student as timm safetensors or a gated ONNX artefact."""
 
 from __future__ import annotations
 
@@ -56,10 +56,23 @@ def export_checkpoint(
     )
 
 
+def load_source(path: Path, which: Literal["ema", "student"] = "ema") -> Backbone:
+    """The fp32 backbone of a vitkd checkpoint (`which` branch) or export folder."""
+    if path.is_dir():
+        from vitkd.models import load_exported
+
+        return load_exported(path).eval()
+    return backbone_from_checkpoint(path, which)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(prog="python -m vitkd.export", description=__doc__)
-    parser.add_argument("checkpoint", type=Path, help="a vitkd training checkpoint (.ckpt)")
+    parser.add_argument(
+        "checkpoint",
+        type=Path,
+        help="a vitkd training checkpoint (.ckpt); with --format onnx also an export folder",
+    )
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument(
         "--which",
@@ -67,7 +80,23 @@ def main(argv: list[str] | None = None) -> int:
         default="ema",
         help="the EMA shadow (the final model, default) or the online student",
     )
+    parser.add_argument(
+        "--format",
+        choices=["safetensors", "onnx"],
+        default="safetensors",
+        help="safetensors + timm config.json (default), or a gated ONNX artefact",
+    )
+    from vitkd.deploy.cli import add_onnx_arguments, run_onnx
+
+    add_onnx_arguments(parser)
     args = parser.parse_args(argv)
+    if args.format == "onnx":
+        try:
+            backbone = load_source(args.checkpoint, args.which)
+        except (FileNotFoundError, ValueError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        return run_onnx(args, backbone, {"path": str(args.checkpoint), "which": args.which})
     try:
         out = export_checkpoint(args.checkpoint, args.out, args.which)
     except (FileNotFoundError, ValueError) as err:

@@ -20,6 +20,7 @@ RANDOM_INIT = "random-init"
 RANDOM_INIT_SEED = 0
 EXPORT_WEIGHTS = "model.safetensors"
 CHECKPOINT_SUFFIXES = (".ckpt",)
+ONNX_SUFFIX = ".onnx"
 
 
 class ModelResolutionError(ValueError):
@@ -36,7 +37,7 @@ class ResolvedModel:
             folder or checkpoint also `<run>/<folder or file>`, so a run's student (`export`)
             and teacher (`teacher`) and two runs' students all get different names.
         weights_sha256: sha256 of the weights file, or `random-init`.
-        source: what `--model` resolved to: `export`, `checkpoint`, `preset` or `timm`.
+        source: what `--model` resolved to: `export`, `checkpoint`, `onnx`, `preset` or `timm`.
         arch: the timm architecture.
         origin: the resolved path of the export folder or checkpoint ("" for a name).
         role: what the export says it holds (`ema`, `student`, `random-init teacher`), if known.
@@ -67,7 +68,8 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 
 
 def _looks_like_path(model: str) -> bool:
-    return os.sep in model or model.startswith(".") or model.endswith(CHECKPOINT_SUFFIXES)
+    suffixes = (*CHECKPOINT_SUFFIXES, ONNX_SUFFIX)
+    return os.sep in model or model.startswith(".") or model.endswith(suffixes)
 
 
 def resolve_model(
@@ -80,6 +82,8 @@ def resolve_model(
 
     1. an existing folder: a vitkd export (`model.safetensors` + `config.json`);
     2. an existing `.ckpt` file: a vitkd training checkpoint (`which` branch: `ema` or `student`);
+       an existing `.onnx` file: an artefact of `python -m vitkd.export --format onnx` (CPU
+       onnxruntime, needs the `onnx` extra);
     3. otherwise a preset (`h-optimus-0`, `h0-mini`) or timm architecture name, with the local
        `weights` file (or HF-style folder) when given, else random initialisation with a fixed
        seed and a warning.
@@ -91,12 +95,14 @@ def resolve_model(
     path = Path(model).expanduser()
     if path.is_dir():
         return _from_export(path, weights, kwargs)
+    if path.is_file() and path.suffix == ONNX_SUFFIX:
+        return _from_onnx(path, weights, kwargs)
     if path.is_file():
         return _from_checkpoint(path, weights, which, kwargs)
     if _looks_like_path(model):
         raise ModelResolutionError(
             f"--model {model}: no such file or folder; pass a vitkd export folder, a vitkd .ckpt, "
-            "a preset name (h-optimus-0, h0-mini) or a timm architecture name."
+            "a vitkd .onnx artefact, a preset name (h-optimus-0, h0-mini) or a timm architecture name."
         )
     return _from_name(model, weights, kwargs)
 
@@ -156,6 +162,31 @@ def _from_checkpoint(
         arch=arch,
         origin=str(path),
         role=which,
+    )
+
+
+def _from_onnx(path: Path, weights: object, kwargs: dict[str, Any]) -> ResolvedModel:
+    from vitkd.deploy.onnx_backbone import OnnxBackbone
+
+    if weights is not None or kwargs:
+        raise ModelResolutionError(
+            f"--model {path} is an ONNX artefact with its own weights and config; "
+            "drop --weights/--model-kwargs."
+        )
+    try:
+        backbone = OnnxBackbone(path)
+    except (ImportError, ValueError) as err:  # no onnx extra; not a vitkd artefact
+        raise ModelResolutionError(f"--model {path}: {err}") from None
+    path = path.resolve()
+    arch = backbone.spec.arch
+    return ResolvedModel(
+        backbone,  # type: ignore[arg-type]  (the Backbone interface the embedder uses)
+        f"{arch} ({_run_name(path)}:{backbone.variant})",
+        sha256_file(path),
+        "onnx",
+        arch=arch,
+        origin=str(path),
+        role=backbone.variant,
     )
 
 
