@@ -68,6 +68,13 @@ def build_variant(
     if variant not in VARIANTS:
         raise ValueError(f"variant {variant!r}: choose one of {VARIANTS}")
     fp32 = onnx_graph.export_onnx(backbone, workdir / "fp32.onnx", opset)
+    return derive_variant(fp32, variant, workdir, calibration)
+
+
+def derive_variant(
+    fp32: Path, variant: str, workdir: Path, calibration: torch.Tensor | None = None
+) -> Path:
+    """`variant` of an fp32 graph, written into `workdir` (`fp32` itself for `fp32`)."""
     out = workdir / f"{variant}.onnx"
     if variant == "fp32":
         return fp32

@@ -32,6 +32,10 @@ class OnnxBackbone(nn.Module):
         # what `Embedder.check_size` reads of a timm model: the graph pads nothing
         self.model = SimpleNamespace(patch_embed=SimpleNamespace(dynamic_img_pad=False))
 
+    def freeze(self) -> OnnxBackbone:
+        """Eval mode; there is nothing to stop gradients of (`Backbone.freeze`'s interface)."""
+        return self.eval()
+
     @property
     def dynamic_img_size(self) -> bool:
         """Always False: the graph was traced at `spec.img_size`."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
 from collections.abc import Iterator
@@ -55,7 +57,8 @@ def export_onnx(backbone: Backbone, path: str | Path, opset: int = 18) -> Path:
     size = backbone.spec.img_size
     example = torch.randint(0, 256, (2, 3, size, size), dtype=torch.uint8)
     batch = torch.export.Dim("batch", min=1, max=1 << 16)
-    with torch.no_grad():
+    # the exporter prints its progress to stdout: keep the command's own output readable
+    with torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):
         torch.onnx.export(
             _Tokens(backbone).eval(),
             (example,),
@@ -113,6 +116,14 @@ def quantize_int8_static(
     """Static int8 (QDQ): MatMul weights per channel and activations per tensor, with ranges
     calibrated on `calibration` tiles (percentile 99.999, which clips the rare outlier
     activations that min/max ranges let dominate a ViT's scale)."""
+    with contextlib.redirect_stdout(io.StringIO()):  # calibration progress prints
+        _quantize_static(src, dst, calibration, batch_size)
+    return Path(dst)
+
+
+def _quantize_static(
+    src: str | Path, dst: str | Path, calibration: torch.Tensor, batch_size: int
+) -> None:
     from onnxruntime.quantization import (
         CalibrationMethod,
         QuantFormat,
@@ -132,7 +143,6 @@ def quantize_int8_static(
         calibrate_method=CalibrationMethod.Percentile,
         extra_options={"ActivationSymmetric": True},
     )
-    return Path(dst)
 
 
 def write_metadata(src: str | Path, dst: str | Path, metadata: dict[str, Any]) -> Path:

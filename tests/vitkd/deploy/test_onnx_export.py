@@ -83,6 +83,11 @@ def test_embed_resolves_the_onnx_artefact_and_matches_pytorch(tiny, artefact: Pa
             torch.testing.assert_close(
                 resolved.backbone.embed(x, tokens), tiny.embed(x, tokens), atol=1e-4, rtol=1e-4
             )
+    from evaluation.encoder import load_encoder  # the evaluation CLIs take it too
+
+    torch.testing.assert_close(
+        load_encoder(str(artefact / MODEL_NAME))(x), tiny(x), atol=1e-4, rtol=1e-4
+    )
     with pytest.raises(ValueError, match="uint8 tiles"):
         resolved.backbone.embed(_tiles(1).float())
     with pytest.raises(ModelResolutionError, match="drop --weights"):
