@@ -49,7 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("slides", nargs="+", type=Path, metavar="SLIDES", help="slides, folders, CSVs")
-    p.add_argument("--model", required=True, help="export folder, .ckpt, preset or timm name")
+    p.add_argument(
+        "--model",
+        required=True,
+        help="export folder, .ckpt, .onnx (vitkd.export --format onnx), preset or timm name",
+    )
     p.add_argument("--weights", type=Path, help="local weights for a preset or timm name")
     p.add_argument("--which", choices=("ema", "student"), default="ema", help="checkpoint branch")
     p.add_argument(
