@@ -36,6 +36,7 @@ import argparse
 import json
 import logging
 import os
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass
@@ -117,7 +118,12 @@ def distil(recipe: tuple[str, str, str], teacher, demo: dict, args: argparse.Nam
     targets, view, augment = recipe
     m, d = demo["model"], demo["data"]
     heads = HeadConfig(
-        prototypes=1024, ibot_prototypes=1024, hidden_dim=512, bottleneck_dim=128, fit_steps=100
+        **m.get("heads", {}),
+        prototypes=1024,
+        ibot_prototypes=1024,
+        hidden_dim=512,
+        bottleneck_dim=128,
+        fit_steps=100,
     )
     module = DistillationModule(
         teacher=teacher,
@@ -142,6 +148,7 @@ def distil(recipe: tuple[str, str, str], teacher, demo: dict, args: argparse.Nam
     trainer = L.Trainer(
         accelerator="cpu",
         devices=1,
+        default_root_dir=tempfile.mkdtemp(prefix="bench_quality_"),  # fitted heads go there
         max_steps=args.steps,
         logger=False,
         enable_checkpointing=False,
@@ -317,7 +324,7 @@ def markdown(rows: list[dict], sets: list[Labelled], meta: dict) -> str:
     return head + "\n\n" + "\n".join(lines) + "\n"
 
 
-def figure(rows: list[dict], first: str, path: Path) -> None:
+def figure(rows: list[dict], first: str, path: Path, ri_set: str = "") -> None:
     """Bars of probe accuracy, fidelity and robustness per encoder."""
     import matplotlib
 
@@ -327,7 +334,7 @@ def figure(rows: list[dict], first: str, path: Path) -> None:
     panels = [
         (f"{first}/knn", f"{first}: kNN balanced accuracy"),
         ("pc_r2", "fidelity to the teacher (pc_r2)"),
-        ("ri", "robustness index (simulated conditions)"),
+        ("ri", f"{ri_set}: robustness index, simulated stains"),
         ("top10_x_staining", f"{first}: top-10 retrieval across stains"),
     ]
     names = [r["encoder"] for r in rows]
@@ -513,7 +520,7 @@ def main(argv: list[str] | None = None) -> None:
     tmp.write_text(f"# bench_quality ({time.strftime('%Y-%m-%d')})\n\n{table}")
     tmp.replace(args.out)
     args.out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
-    figure(rows, first.name, args.figure)
+    figure(rows, first.name, args.figure, ri_set)
     print(table)
     print(f"wrote {args.out} and {args.figure}")
     ratio = best["ri"] / teacher_row["ri"] if best else float("nan")

@@ -35,6 +35,9 @@ def test_wheel_ships_configs_sample_and_scripts(wheel: Path) -> None:
         Path(n).name for n in names if n.startswith("vitkd/configs/")
     }
     assert "slides/samples/CMU-1-Small-Region.svs" in names
+    assert "slides/samples/TCGA-CR-7395-01A-01-TS1.svs" in names
+    for part in ("model.safetensors", "config.json", "PROVENANCE.md"):
+        assert f"vitkd/demo_teacher/{part}" in names  # `builtin:demo-teacher` of the demo
     for script in ("vitkd-train", "vitkd-embed", "slides-tile", "vitkd-eval"):
         assert f"{script} = " in scripts
     assert f"Version: {vitkd.__version__}\n" in metadata
