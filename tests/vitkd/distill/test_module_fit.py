@@ -75,7 +75,10 @@ def test_prototypes_mode_loads_heads_from_a_file(tmp_path) -> None:
     path = tmp_path / "heads.safetensors"
     save_file({k: v.contiguous() for k, v in donor.teacher_heads.state_dict().items()}, str(path))
     teacher = TeacherConfig(
-        name=donor.teacher_cfg.name, kwargs=donor.teacher_cfg.kwargs, heads=str(path)
+        name=donor.teacher_cfg.name,
+        weights="random",
+        kwargs=donor.teacher_cfg.kwargs,
+        heads=str(path),
     )
     module = tiny_module(teacher=teacher, targets="auto", heads=heads)
     assert module.targets == "prototypes" and bool(module.heads_ready)
