@@ -4,7 +4,6 @@ from collections.abc import Sequence
 from itertools import combinations, product
 
 import numpy as np
-import pandas as pd
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, silhouette_score
 
@@ -83,7 +82,7 @@ def clustering_score(
         "warnings": [],
         "note": None,
     }
-    bio_options, cen_options = pd.unique(bio), pd.unique(cen)
+    bio_options, cen_options = _unique_in_order(bio), _unique_in_order(cen)
     if bio_options.size < 2:
         out["note"] = f"only one biological class ({bio_options[0]}): no 2x2 combination"
         return out
@@ -143,3 +142,11 @@ def clustering_score(
         ari_centre=float(arr[:, 1].mean()),
     )
     return out
+
+
+def _unique_in_order(values: np.ndarray) -> np.ndarray:
+    """The distinct values in order of first appearance (``pandas.unique``'s order, which
+    PathoROB's combination loop follows), without pandas."""
+    values = np.asarray(values)
+    _, first = np.unique(values, return_index=True)
+    return values[np.sort(first)]
