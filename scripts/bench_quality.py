@@ -170,25 +170,22 @@ def random_backbone(cfg, seed: int):
 
 
 def probe_scores(x: np.ndarray, data: Labelled) -> dict[str, float]:
-    """kNN and logistic balanced accuracy: train/test when split, else leave-one-out."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import balanced_accuracy_score
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    from evaluation.probes.knn import knn_predict
+    """kNN (k = 20) and logistic balanced accuracy: train/test when split, else leave-one-out."""
+    from evaluation.probes.data import ProbeData
+    from evaluation.probes.knn import knn_probe
+    from evaluation.probes.logistic import logistic_probe
     from evaluation.probes.loo import loo_knn, loo_logistic
 
     train, test = data.splits == "train", data.splits == "test"
     if not train.any() or not test.any():
         return {"knn": loo_knn(x, data.labels), "logistic": loo_logistic(x, data.labels)}
-    y = data.labels
-    knn = knn_predict(x[train], y[train], x[test], len(data.classes), k=20)
-    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=0))
-    model.fit(x[train], y[train])
+    y, none = data.labels, np.zeros(0, dtype=np.int64)
+    split = ProbeData(
+        x[train], y[train], x[:0], none, x[test], y[test], [str(c) for c in data.classes]
+    )
     return {
-        "knn": float(balanced_accuracy_score(y[test], knn)),
-        "logistic": float(balanced_accuracy_score(y[test], model.predict(x[test]))),
+        "knn": float(knn_probe(split, k=20)["balanced_accuracy"]),
+        "logistic": float(logistic_probe(split, max_iter=2000)["balanced_accuracy"]),
     }
 
 

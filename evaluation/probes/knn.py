@@ -23,12 +23,19 @@ def knn_predict(
     preds = []
     for start in range(0, query.shape[0], chunk_size):
         sim, idx = (query[start : start + chunk_size] @ train.T).topk(k, dim=1)
-        votes = torch.zeros(sim.shape[0], num_classes)
-        votes.scatter_add_(1, labels[idx], torch.ones_like(sim))
-        # Similarity sums lie in [-k, k], so scaling by 1/(4k) breaks ties without overturning a vote.
-        votes.scatter_add_(1, labels[idx], sim / (4 * k))
-        preds.append(votes.argmax(1))
+        preds.append(vote(sim, labels[idx], num_classes))
     return torch.cat(preds).numpy() if preds else np.zeros(0, dtype=np.int64)
+
+
+def vote(sim: torch.Tensor, neighbour_labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Majority class of each row's k neighbours (similarities and labels, both (n, k)); ties go
+    to the larger summed similarity."""
+    k = sim.shape[1]
+    votes = torch.zeros(sim.shape[0], num_classes)
+    votes.scatter_add_(1, neighbour_labels, torch.ones_like(sim))
+    # Similarity sums lie in [-k, k], so scaling by 1/(4k) breaks ties without overturning a vote.
+    votes.scatter_add_(1, neighbour_labels, sim / (4 * k))
+    return votes.argmax(1)
 
 
 def knn_probe(data: ProbeData, k: int = 20) -> dict[str, object]:

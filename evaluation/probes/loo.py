@@ -11,6 +11,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from evaluation.probes.data import balanced_accuracy
+from evaluation.probes.knn import vote
 
 
 def loo_k(y: np.ndarray, k: int) -> int:
@@ -22,18 +23,15 @@ def loo_k(y: np.ndarray, k: int) -> int:
 
 def loo_knn(x: np.ndarray, y: np.ndarray, k: int = 20) -> float:
     """Balanced accuracy of cosine kNN where each sample is classified by all the others
-    (k capped by `loo_k`; ties go to the larger summed similarity, as `knn_predict`)."""
-    n = len(y)
+    (k capped by `loo_k`; the vote of `knn_predict`)."""
     k = loo_k(y, k)
     z = F.normalize(torch.as_tensor(x, dtype=torch.float32), dim=1)
     sim = z @ z.T
     sim.fill_diagonal_(float("-inf"))
     top, idx = sim.topk(k, dim=1)
     labels = torch.as_tensor(y, dtype=torch.int64)
-    votes = torch.zeros(n, int(labels.max()) + 1)
-    votes.scatter_add_(1, labels[idx], torch.ones_like(top))
-    votes.scatter_add_(1, labels[idx], top / (4 * k))
-    return balanced_accuracy(np.asarray(y), votes.argmax(1).numpy())
+    pred = vote(top, labels[idx], int(labels.max()) + 1)
+    return balanced_accuracy(np.asarray(y), pred.numpy())
 
 
 def loo_logistic(x: np.ndarray, y: np.ndarray, c: float = 1.0, seed: int = 0) -> float:
