@@ -6,6 +6,7 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
+from slides.domains import DomainError, select_domains, slide_domains
 from slides.errors import (
     CorruptSlideError,
     ImageReadError,
@@ -42,6 +43,7 @@ __all__ = [
     "SAMPLE_SLIDES",
     "SLIDE_EXTENSIONS",
     "CorruptSlideError",
+    "DomainError",
     "GridTiles",
     "ImageReadError",
     "MissingMPPError",
@@ -65,4 +67,6 @@ __all__ = [
     "read_image",
     "save_grid",
     "save_grid_thumbnail",
+    "select_domains",
+    "slide_domains",
 ]

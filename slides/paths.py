@@ -58,8 +58,13 @@ def _slides_in_folder(folder: Path, exclude: Iterable[Path]) -> list[Path]:
     return found
 
 
-def _slides_in_csv(csv_path: Path) -> list[Path]:
-    """Paths listed in a CSV (column path/slide_path/slide/filename, else the first column)."""
+def csv_rows(csv_path: Path) -> list[tuple[Path, dict[str, str]]]:
+    """Each slide path of a CSV list with its row (lower-case column name -> stripped cell).
+
+    The path is in column path/slide_path/slide/filename/file/wsi, else the first column;
+    relative paths are resolved from the CSV's folder. A CSV without a header row gives rows
+    keyed by column number (`"0"`, `"1"`, ...).
+    """
     with csv_path.open(newline="") as handle:
         rows = list(csv.reader(handle))
     if not rows:
@@ -71,18 +76,26 @@ def _slides_in_csv(csv_path: Path) -> list[Path]:
         column = 0
         if rows[0] and not Path(rows[0][0].strip()).suffix:
             body = rows[1:]  # an unknown header such as "id"
-    paths = []
+        else:
+            header = [str(i) for i in range(max(map(len, rows)))]
+    found = []
     for row in body:
         if len(row) <= column or not row[column].strip():
             continue
         path = Path(row[column].strip()).expanduser()
-        paths.append(path if path.is_absolute() else csv_path.parent / path)
-    if not paths:
+        cells = {name: cell.strip() for name, cell in zip(header, row, strict=False)}
+        found.append((path if path.is_absolute() else csv_path.parent / path, cells))
+    if not found:
         raise SlideError(
             f"{csv_path}: no slide paths found; put them in a column named 'path' "
             "(relative paths are resolved from the CSV's folder)."
         )
-    return paths
+    return found
+
+
+def _slides_in_csv(csv_path: Path) -> list[Path]:
+    """Paths listed in a CSV (column path/slide_path/slide/filename, else the first column)."""
+    return [path for path, _ in csv_rows(csv_path)]
 
 
 def find_slides(source: str | Path, exclude: Iterable[Path] = ()) -> list[Path]:

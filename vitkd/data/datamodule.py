@@ -79,6 +79,8 @@ class TileSource:
             slides in proportion to their tiles.
         skip_errors: log and skip unreadable slides instead of stopping. Under DDP a slide
             that failed on any rank is left out on every rank, so all ranks see the same tiles.
+        domains: keep only the slides of these domains (organ, site or scanner): every
+            `slides` entry must then be a CSV with a `domain` column (`slides.select_domains`).
     """
 
     slides: list[str] | None = None
@@ -92,6 +94,7 @@ class TileSource:
     holdout_fraction: float = 0.1
     holdout_max_tiles: int = 256
     skip_errors: bool = False
+    domains: list[str] | None = None
 
 
 # the CLI shows them as the complete default configuration; frozen, and deep-copied by each
@@ -160,6 +163,8 @@ class DistillDataModule(L.LightningDataModule):
 
     def slide_paths(self) -> list[Path]:
         """The slides to tile: the configured ones, or the shipped sample slide."""
+        if self.source.domains is not None:
+            return slides.select_domains(self.source.slides or [], self.source.domains)
         if self.source.slides is None:
             if self.source.coords is not None:
                 raise ValueError(
