@@ -18,6 +18,7 @@ from slides import SlideError
 from vitkd.config_files import config_path
 from vitkd.data.datamodule import DistillDataModule
 from vitkd.distill.cpu_guard import SlowCPURunError, check_cpu_run
+from vitkd.distill.initialisation import save_initialisation
 from vitkd.distill.module import DistillationModule
 from vitkd.distill.summary import RunSummary
 from vitkd.models.builtin import WeightsNotGivenError, check_model_weights
@@ -75,6 +76,14 @@ class DistillCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_argument(
             "--ckpt_path", type=str | None, default=None, help="resume from this checkpoint"
+        )
+        parser.add_argument(
+            "--save_init",
+            type=str | None,
+            default=None,
+            help="also write the student before training (the step-0 weights, which depend on "
+            "model.seed and the student config only) as an export to this folder: the common "
+            "initialisation of branches to merge with python -m vitkd.merge",
         )
         parser.add_argument(
             "--allow_slow_cpu",
@@ -167,6 +176,9 @@ def main(args: list[str] | None = None) -> DistillCLI:
         run=False,
         auto_configure_optimizers=False,
     )
+    if cli.config.get("save_init") and cli.trainer.global_rank == 0:
+        out = save_initialisation(cli.model, cli.config["save_init"])
+        logging.getLogger("vitkd").info("wrote the step-0 student to %s", out)
     cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config.get("ckpt_path"))
     return cli
 

@@ -14,6 +14,7 @@ from typing_extensions import override
 
 from slides.atomic import write_text_atomic
 from vitkd.distill.fidelity import embed_all, fidelity, patch_grid
+from vitkd.distill.initialisation import recorded_initialisation
 from vitkd.distill.summary_table import fidelity_table
 from vitkd.models.export import export_backbone, gather_state_dict
 
@@ -118,7 +119,13 @@ class RunSummary(L.Callback):
             export_dir = export_backbone(
                 pl_module.ema,
                 run_dir / "export",
-                extra={"teacher": _teacher_name(pl_module), "source": "ema"},
+                extra={
+                    "teacher": _teacher_name(pl_module),
+                    "source": "ema",
+                    # the shared start of merged branches (`python -m vitkd.merge`)
+                    "student_init": recorded_initialisation(pl_module),
+                    "seed": int(pl_module.hparams.seed),
+                },
                 state_dict=weights["ema"],
             )
         teacher_dir = None

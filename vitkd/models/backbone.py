@@ -14,6 +14,7 @@ from timm.models import checkpoint_seq
 from timm.models.vision_transformer import VisionTransformer
 from torch import Tensor, nn
 
+from vitkd.models.export_spec import check_export_spec
 from vitkd.models.presets import ModelSpec, resolve_spec
 from vitkd.models.weights import load_weights
 
@@ -211,6 +212,7 @@ def build_backbone(
     spec = resolve_spec(name, **kwargs)
     backbone = Backbone(spec, with_mask_token=with_mask_token)
     if weights is not None:
+        check_export_spec(spec, weights)  # a vitkd export says what it is: never load it askew
         load_weights(backbone.model, weights, strict=strict)
         _log.info("%s: loaded weights from %s", spec.name or spec.arch, weights)
     return backbone
