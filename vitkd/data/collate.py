@@ -45,7 +45,8 @@ def _view_major(samples: list[dict], key: str) -> torch.Tensor:
 
 class MultiCropCollate:
     """Callable collate: `global`, `local`, `teacher` view-major uint8 tensors, `masks`,
-    `mask_index` (`mask_index(masks)`), `n_images`."""
+    `mask_index` (`mask_index(masks)`), `n_images`, and, when the samples carry them, `draw`
+    (int64 (B,): each image's tile id) and `position` (int64 (B,): its global draw position)."""
 
     def __init__(self, masking: MaskConfig, global_size: int) -> None:
         if global_size % masking.patch_size:
@@ -76,4 +77,7 @@ class MultiCropCollate:
         batch["masks"] = self.masks(int(batch["global"].shape[0]), seed)
         batch["mask_index"] = mask_index(batch["masks"])
         batch["n_images"] = len(samples)
+        for key in ("draw", "position"):
+            if samples and key in samples[0]:
+                batch[key] = torch.tensor([s[key] for s in samples], dtype=torch.int64)
         return batch

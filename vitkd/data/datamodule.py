@@ -15,13 +15,15 @@ from torch.utils.data import DataLoader, Dataset
 from typing_extensions import override
 
 import slides
+from vitkd.data.adaptive import SamplingConfig, train_sampler
 from vitkd.data.collate import MaskConfig, MultiCropCollate
 from vitkd.data.coords_files import match_coords, missing_coords_message, read_coords_count
+from vitkd.data.curriculum import CropCurriculum, bind_curriculum
 from vitkd.data.holdout import holdout_indices, split_holdout
 from vitkd.data.multicrop import MultiCrop
 from vitkd.data.multicrop_dataset import MultiCropDataset
 from vitkd.data.rank_agreement import FAILED, agree_on_counts, world
-from vitkd.data.sampler import DrawSampler, StepResumedLoader
+from vitkd.data.sampler import StepResumedLoader
 from vitkd.data.slide_tiles import IndexTiles, SlideTileReader
 from vitkd.data.tile_index import TileIndex
 
@@ -102,6 +104,8 @@ class TileSource:
 DEFAULT_SOURCE = TileSource()
 DEFAULT_CROPS = CropConfig()
 DEFAULT_MASKING = MaskConfig()
+DEFAULT_SAMPLING = SamplingConfig()
+DEFAULT_CURRICULUM = CropCurriculum()
 
 
 __all__ = ["CropConfig", "DistillDataModule", "TileSource", "split_holdout"]
@@ -126,6 +130,10 @@ class DistillDataModule(L.LightningDataModule):
             pixel work on the training device after the copy; no JPEG operation), or `auto`
             (`gpu` when the trainer runs on CUDA). The default stays `cpu` (the full preset)
             until `scripts/gpu_check.sh` has measured the device path on a real GPU.
+        sampling: how tiles are drawn: `uniform` (default) or `adaptive` (more often where the
+            student disagrees with the teacher; `vitkd.data.adaptive`).
+        curriculum: crop scales and augmentation strength as schedules of the step
+            (`vitkd.data.curriculum`; CPU augmentation only).
     """
 
     def __init__(
@@ -141,6 +149,8 @@ class DistillDataModule(L.LightningDataModule):
         prefetch_factor: int = 4,
         seed: int = 0,
         augment_device: Literal["auto", "cpu", "gpu"] = "cpu",
+        sampling: SamplingConfig = DEFAULT_SAMPLING,
+        curriculum: CropCurriculum = DEFAULT_CURRICULUM,
     ) -> None:
         super().__init__()
         self.source = copy.deepcopy(source) if source is not None else TileSource()
@@ -156,6 +166,8 @@ class DistillDataModule(L.LightningDataModule):
         self.prefetch_factor = prefetch_factor
         self.seed = seed
         self.augment_device = augment_device
+        self.sampling = copy.deepcopy(sampling) if sampling is not None else SamplingConfig()
+        self.curriculum = copy.deepcopy(curriculum) if curriculum is not None else CropCurriculum()
         self._device_crop = None
         self.train_tiles: Dataset | None = None
         self.holdout_tiles: Dataset | None = None
@@ -306,15 +318,28 @@ class DistillDataModule(L.LightningDataModule):
                 "lower data.batch_size, raise data.samples_per_epoch or add slides"
             )
         dataset, collate = self._dataset_and_collate()
-        sampler = DrawSampler(
-            len(self.train_tiles),
+        sampler = train_sampler(
+            self.sampling,
+            self.trainer,
+            prefetch_depth=self.num_workers * self.prefetch_factor + 2,
+            progress=_TrainerProgress(self.trainer) if self.trainer is not None else None,
+            num_items=len(self.train_tiles),
             samples_per_epoch=draws,
             batch_size=self.batch_size,
             num_replicas=world,
             rank=rank,
             seed=self.seed,
-            progress=_TrainerProgress(self.trainer) if self.trainer is not None else None,
         )
+        if self.curriculum.active() or self.sampling.kind == "adaptive":
+            if not isinstance(dataset, MultiCropDataset):
+                raise ValueError(
+                    "data.curriculum and data.sampling.kind=adaptive need the CPU augmentation "
+                    "path: set data.augment_device: cpu"
+                )
+            scales = (self.crops.global_scale, self.crops.local_scale)
+            dataset.curriculum = bind_curriculum(
+                self.curriculum, scales, self.trainer, len(dataset), draws, self.batch_size, world
+            )
         loader = DataLoader if self.trainer is None else StepResumedLoader
         return loader(
             dataset,

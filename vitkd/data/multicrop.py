@@ -93,6 +93,8 @@ class MultiCrop:
         self.student_aug = CropAugmenter(augment)
         self.teacher_aug = CropAugmenter("light") if teacher_view == "light" else None
         self.mpp_jitter = self.student_aug.config.scanner.mpp_jitter
+        # chance that a student crop gets the photometric preset (a curriculum lowers it)
+        self.augment_p = 1.0
         self.reseed(seed)
 
     def reseed(self, seed: int | None) -> None:
@@ -142,6 +144,12 @@ class MultiCrop:
         seq = np.random.SeedSequence(self._rng.integers(2**63))
         geo_rng, student_rng, teacher_rng = (np.random.default_rng(s) for s in seq.spawn(3))
         boxes = self.boxes(image.shape[0], image.shape[1], geo_rng)
+        # a fourth stream, drawn only below full strength, so augment_p = 1 changes nothing
+        augmented = (
+            np.random.default_rng(seq.spawn(1)[0]).random(len(boxes)) < self.augment_p
+            if self.augment_p < 1.0
+            else np.ones(len(boxes), dtype=bool)
+        )
         # One Macenko estimate of the source serves every crop (crops share the tile's stains).
         stains = (
             estimate_stain_matrix(image[::2, ::2]) if self.student_aug.needs_stain_matrix else None
@@ -150,7 +158,7 @@ class MultiCrop:
         for i, box in enumerate(boxes[: self.n_global]):
             crop = crop_resize(image, box, self.global_size)
             view = "global1" if i % 2 == 0 else "global2"
-            student = self.student_aug(crop, student_rng, view, stains)
+            student = self.student_aug(crop, student_rng, view, stains) if augmented[i] else crop
             globals_.append(student)
             if self.teacher_view == "same":
                 teachers.append(student)
@@ -158,9 +166,11 @@ class MultiCrop:
                 teachers.append(self.teacher_aug(crop, teacher_rng, view))
             else:
                 teachers.append(crop)
-        for box in boxes[self.n_global :]:
+        for i, box in enumerate(boxes[self.n_global :], start=self.n_global):
             crop = crop_resize(image, box, self.local_size)
-            locals_.append(self.student_aug(crop, student_rng, "local", stains))
+            locals_.append(
+                self.student_aug(crop, student_rng, "local", stains) if augmented[i] else crop
+            )
         return {
             "global": _to_tensor(globals_, self.global_size),
             "local": _to_tensor(locals_, self.local_size),

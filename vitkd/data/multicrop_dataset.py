@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from torch.utils.data import Dataset
 
 from vitkd.data.multicrop import MultiCrop
+
+if TYPE_CHECKING:
+    from vitkd.data.curriculum import StepCurriculum
 
 
 def draw_seed(seed: int, draw: int) -> int:
@@ -22,12 +25,24 @@ class MultiCropDataset(Dataset):
         tiles: a dataset returning a uint8 (H, W, 3) tile, or a tuple whose first element is one.
         transform: the multi-crop transform.
         seed: base seed; with the draw id it seeds the transform (see `DrawSampler`).
+        curriculum: crop scales and augmentation strength as functions of the step, which the
+            draw id carries (`vitkd.data.curriculum`); `None`: the transform's own settings.
+
+    Each item also carries `draw` (the tile id, `draw % len(tiles)`) and `position` (the draw's
+    global position, `draw // len(tiles)`), which the adaptive sampler's callback reads.
     """
 
-    def __init__(self, tiles: Dataset, transform: MultiCrop, seed: int = 0) -> None:
+    def __init__(
+        self,
+        tiles: Dataset,
+        transform: MultiCrop,
+        seed: int = 0,
+        curriculum: StepCurriculum | None = None,
+    ) -> None:
         self.tiles = tiles
         self.transform = transform
         self.seed = seed
+        self.curriculum = curriculum
 
     def __len__(self) -> int:
         return len(self.tiles)
@@ -40,7 +55,10 @@ class MultiCropDataset(Dataset):
     def __getitem__(self, draw: int) -> dict[str, Any]:
         tile = self.tile(draw)
         seed = draw_seed(self.seed, draw)
+        if self.curriculum is not None:
+            self.curriculum.apply(self.transform, draw)
         self.transform.reseed(seed)
         crops = self.transform(tile)
         crops["seed"] = seed
+        crops["position"], crops["draw"] = divmod(draw, len(self.tiles))
         return crops

@@ -108,14 +108,19 @@ class DrawSampler(DistributedSampler):
 class StepResumedLoader(DataLoader):
     """A DataLoader over a `DrawSampler` with progress: it resumes mid-epoch by itself.
 
-    Its `DrawSampler` reads the position from the restored trainer step, so there is no loader
-    state to save. Having `state_dict` / `load_state_dict` tells Lightning so; otherwise every
-    mid-epoch resume warns that the results may be unreliable, which is not the case here.
+    Its `DrawSampler` reads the position from the restored trainer step, so the uniform sampler
+    has no loader state to save. Having `state_dict` / `load_state_dict` tells Lightning so;
+    otherwise every mid-epoch resume warns that the results may be unreliable, which is not the
+    case here. A sampler with state of its own (the adaptive one's loss table) saves it here.
     """
 
     def state_dict(self) -> dict[str, Any]:
-        """Nothing to save: the position is the trainer's step."""
-        return {}
+        """The sampler's state, if it has one (the position is the trainer's step)."""
+        state = getattr(self.sampler, "state_dict", None)
+        return state() if state is not None else {}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Nothing to restore (see `state_dict`)."""
+        """Restore the sampler's state, if it has one (see `state_dict`)."""
+        load = getattr(self.sampler, "load_state_dict", None)
+        if state_dict and load is not None:
+            load(state_dict)
