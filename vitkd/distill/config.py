@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal, TypeVar
 
@@ -44,6 +45,15 @@ class TeacherConfig:
         kwargs: extra timm constructor arguments (e.g. `depth: 2` for a small test teacher).
         heads: local file with teacher-side DINO/iBOT head weights, for `targets: prototypes`.
         dtype: `auto` (bf16 on CUDA, fp32 on CPU), `bf16`, `fp16` or `fp32`.
+        key: the teacher's label in a `model.teachers` list: loss names (`train/<key>/...`), the
+            feature cache and the exported adaptors use it. `None`: the name, with `_2`, `_3`
+            appended when names repeat. Letters, digits, `_` and `-` only.
+        cls_weight: multiplies this teacher's CLS terms (`feature_cls`, `feature_local`,
+            `relation`); GPFM weighs UNI / Phikon / CONCH 1.0 / 0.5 / 1.0.
+        patch_weight: multiplies this teacher's `feature_patch` term (GPFM: 0.25 / 0.125 / 0.1).
+
+    The teacher's normalisation is its own: timm's mean/std for `name`, or `kwargs: {mean: [...],
+    std: [...]}`. Two teachers never share one.
     """
 
     name: str = "h-optimus-0"
@@ -51,6 +61,78 @@ class TeacherConfig:
     kwargs: dict[str, Any] = field(default_factory=dict)
     heads: str | None = None
     dtype: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
+    key: str | None = None
+    cls_weight: float = 1.0
+    patch_weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.key is not None and not _KEY.fullmatch(self.key):
+            raise ValueError(
+                f"model.teacher key={self.key!r}: use letters, digits, '_' and '-' only "
+                "(it names loss columns, cache entries and exported adaptors)"
+            )
+        for name in ("cls_weight", "patch_weight"):
+            if getattr(self, name) < 0:
+                raise ValueError(
+                    f"model.teacher {name}={getattr(self, name)} for {self.key or self.name!r}: "
+                    "weights must be >= 0"
+                )
+
+
+_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def teacher_keys(teachers: list[TeacherConfig]) -> list[str]:
+    """Unique labels of `teachers`: each `key`, else its name made safe, `_2`... on repeats."""
+    keys: list[str] = []
+    for cfg in teachers:
+        key = cfg.key or re.sub(r"[^A-Za-z0-9_-]", "_", cfg.name)
+        if cfg.key is None and key in keys:
+            n = 2
+            while f"{key}_{n}" in keys:
+                n += 1
+            key = f"{key}_{n}"
+        if key in keys:
+            raise ValueError(
+                f"model.teachers: key {key!r} is used twice; give each teacher its own `key`"
+            )
+        keys.append(key)
+    return keys
+
+
+@dataclass(frozen=True)
+class BalanceConfig:
+    """How several teachers are balanced (each optional; `model.teachers`).
+
+    Args:
+        standardize: `none`, or `phis`: PHI-S (Ranzinger et al. 2024,
+            https://arxiv.org/abs/2410.01680) maps each teacher's CLS and patch tokens to an
+            isotropic distribution, (H U^T (x - mu)) / sqrt(mean eigenvalue), with U the
+            eigenvectors of the covariance and H a normalised Hadamard matrix. Fitted on
+            `standardize_samples` teacher outputs before training and saved in the run.
+        standardize_samples: images whose teacher outputs fit the standardisation.
+        teacher_drop: probability that a teacher's loss is skipped in a step (UNIC,
+            Sariyildiz et al. 2024, https://arxiv.org/abs/2408.05088, here with a fixed
+            probability); the same draw on every rank, and at least one teacher stays.
+    """
+
+    standardize: Literal["none", "phis"] = "none"
+    standardize_samples: int = 1024
+    teacher_drop: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.standardize not in ("none", "phis"):
+            raise ValueError(
+                f"model.balance.standardize={self.standardize!r}: choose 'none' or 'phis'"
+            )
+        if not 0.0 <= self.teacher_drop < 1.0:
+            raise ValueError(
+                f"model.balance.teacher_drop={self.teacher_drop}: a probability in [0, 1)"
+            )
+        if self.standardize_samples < 2:
+            raise ValueError(
+                f"model.balance.standardize_samples={self.standardize_samples}: need >= 2"
+            )
 
 
 @dataclass(frozen=True)

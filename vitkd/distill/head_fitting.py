@@ -41,7 +41,7 @@ TEACHER_TEMP = 0.05
 EMA_MOMENTUM = 0.99
 
 
-def _endless(loader: Iterable) -> Iterator:
+def endless(loader: Iterable) -> Iterator:
     """Batches of `loader`, restarting it when exhausted (unlike `itertools.cycle`, which would
     keep every batch of the first pass in memory)."""
     while True:
@@ -72,7 +72,7 @@ def fit_teacher_heads(module: DistillationModule, datamodule: L.LightningDataMod
     params = [p for p in heads.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.fit_lr, weight_decay=0.04)
     dino = DINOLoss(cfg.prototypes, module.losses.student_temp).to(module.device)
-    batches = _endless(datamodule.train_dataloader())
+    batches = endless(datamodule.train_dataloader())
     generator = torch.Generator(device="cpu").manual_seed(module.hparams.seed)
     for _ in tqdm(range(cfg.fit_steps), desc="teacher heads", disable=not rank_zero):
         # the same transfer path as training, so a device-side augmentation (which turns raw

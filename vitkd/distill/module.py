@@ -16,6 +16,7 @@ from typing_extensions import override
 
 from vitkd.distill.collapse import CollapseMonitor
 from vitkd.distill.config import (
+    BalanceConfig,
     HeadConfig,
     LossConfig,
     OptimConfig,
@@ -25,17 +26,28 @@ from vitkd.distill.config import (
 )
 from vitkd.distill.ema import ema_update
 from vitkd.distill.fsdp2 import DistillFSDP2Strategy
-from vitkd.distill.objectives import FeatureObjective, PrototypeObjective
+from vitkd.distill.objectives import (
+    FeatureObjective,
+    NestedFeatureObjective,
+    PrototypeObjective,
+)
 from vitkd.distill.param_groups import backbone_param_groups, head_param_groups, merge_groups
+from vitkd.distill.phis import PhiS
 from vitkd.distill.speed import SpeedConfig, apply_speed
 from vitkd.distill.teacher_heads import (
     build_teacher_heads,
     load_teacher_heads,
     save_teacher_heads,
 )
+from vitkd.distill.teacher_set import (
+    TeacherEntry,
+    check_teachers,
+    dropped_teachers,
+    resolve_teachers,
+    term_weight,
+)
 from vitkd.losses import KoLeoLoss
-from vitkd.models import Backbone, build_student, build_teacher, check_alignable
-from vitkd.models.builtin import check_model_weights
+from vitkd.models import Backbone, Tokens, build_student, build_teacher, check_alignable
 from vitkd.schedules import cosine, scaled_lr, warmup_cosine
 
 log = logging.getLogger(__name__)
@@ -47,6 +59,7 @@ DEFAULT_STUDENT = StudentConfig()
 DEFAULT_LOSSES = LossConfig()
 DEFAULT_HEADS = HeadConfig()
 DEFAULT_OPTIM = OptimConfig()
+DEFAULT_BALANCE = BalanceConfig()
 DEFAULT_SPEED = SpeedConfig()
 
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
@@ -111,6 +124,10 @@ class DistillationModule(L.LightningModule):
         optim: OptimConfig = DEFAULT_OPTIM,
         seed: int = 0,
         speed: SpeedConfig = DEFAULT_SPEED,
+        teachers: list[TeacherConfig] | None = None,
+        balance: BalanceConfig = DEFAULT_BALANCE,
+        matryoshka: list[int] | None = None,
+        matryoshka_weights: list[float] | None = None,
     ) -> None:
         super().__init__()
         self.teacher_cfg = as_config(TeacherConfig, teacher)
@@ -119,10 +136,13 @@ class DistillationModule(L.LightningModule):
         self.heads_cfg = as_config(HeadConfig, heads)
         self.optim = as_config(OptimConfig, optim)
         self.speed = as_config(SpeedConfig, speed)
+        self.balance = as_config(BalanceConfig, balance)
+        configs, listed = resolve_teachers(self.teacher_cfg, teachers)
+        self.teacher_cfg = configs[0]
         # plain dicts, so checkpoints load with torch.load(weights_only=True)
         self.save_hyperparameters(
             {
-                "teacher": asdict(self.teacher_cfg),
+                "teacher": asdict(self.teacher_cfg) if not listed else asdict(TeacherConfig()),
                 "student": asdict(self.student_cfg),
                 "targets": targets,
                 "losses": asdict(self.losses),
@@ -130,6 +150,10 @@ class DistillationModule(L.LightningModule):
                 "optim": asdict(self.optim),
                 "seed": seed,
                 "speed": asdict(self.speed),
+                "teachers": [asdict(c) for c in configs] if listed else None,
+                "balance": asdict(self.balance),
+                "matryoshka": list(matryoshka) if matryoshka else None,
+                "matryoshka_weights": list(matryoshka_weights) if matryoshka_weights else None,
             }
         )
         if targets == "auto":
@@ -140,22 +164,26 @@ class DistillationModule(L.LightningModule):
             )
         self.targets = targets
         self.self_distill = targets == "self"
+        if (len(configs) > 1 or matryoshka) and targets != "features":
+            raise ValueError(
+                f"model.targets={targets!r}: several teachers (model.teachers) and nested "
+                "embeddings (model.matryoshka) regress teacher features; use model.targets: "
+                "features"
+            )
         # checked before anything is built: a missing file must not wait for a 1.1 B model
-        self.teacher_weights_path, student_weights = check_model_weights(
-            self.teacher_cfg.weights,
-            self.teacher_cfg.name,
-            self.student_cfg.weights,
-            self.self_distill,
+        entries, student_weights = check_teachers(
+            configs, listed, self.student_cfg.weights, self.self_distill
         )
+        self.teacher_entries: list[TeacherEntry] = entries
+        self.teacher_weights_path = entries[0].weights_path
 
         with torch.random.fork_rng():
             if not self.self_distill:
-                self.teacher: Backbone = build_teacher(
-                    self.teacher_cfg.name,
-                    self.teacher_weights_path,
-                    seed=seed,
-                    **self.teacher_cfg.kwargs,
-                )
+                # each random teacher its own stream; the first keeps `seed` as it always had
+                teacher_models = [
+                    self._build_teacher(entry, seed + 7919 * i) for i, entry in enumerate(entries)
+                ]
+                self.teacher: Backbone = teacher_models[0]
             # another stream than the random teacher's: the same seed would make the student's
             # first weights a copy of the teacher's and fake a high fidelity at initialisation
             torch.manual_seed(seed + 1)
@@ -170,10 +198,10 @@ class DistillationModule(L.LightningModule):
             if self.student_cfg.grad_checkpointing:
                 self.student.model.set_grad_checkpointing(True)
             s_dim = self.student.embed_dim
+            self.matryoshka = _check_sizes(matryoshka, matryoshka_weights, s_dim)
             if self.targets == "features":
-                self.objective: nn.Module = FeatureObjective(
-                    s_dim, self.teacher.embed_dim, self.losses, self.heads_cfg
-                )
+                objectives = [self._feature_objective(s_dim, t.embed_dim) for t in teacher_models]
+                self.objective: nn.Module = objectives[0]
             else:
                 self.objective = PrototypeObjective(s_dim, self.losses, self.heads_cfg)
             if self.targets == "prototypes":
@@ -187,10 +215,35 @@ class DistillationModule(L.LightningModule):
                     heads["ibot"] = self.objective.ibot_head
                 self.teacher_heads = copy.deepcopy(nn.ModuleDict(heads))
                 self.teacher_heads.requires_grad_(False).eval()
+        if len(entries) > 1:
+            # the first teacher keeps today's attribute names (`teacher`, `objective`): a
+            # one-teacher run, listed or not, is the module it always was
+            self.extra_teachers = nn.ModuleDict(
+                {e.key: t for e, t in zip(entries[1:], teacher_models[1:], strict=True)}
+            )
+            self.extra_objectives = nn.ModuleDict(
+                {e.key: o for e, o in zip(entries[1:], objectives[1:], strict=True)}
+            )
         if not self.self_distill:
-            check_alignable(self.teacher, self.student, self.teacher.spec.img_size)
+            # every teacher sees the same global crops, sized for the first teacher
+            crop = self.teacher.spec.img_size
+            for entry, model in zip(entries, self.teacher_models(), strict=True):
+                try:
+                    check_alignable(model, self.student, crop)
+                except ValueError as err:
+                    raise type(err)(f"{entry.config_key} ({entry.key}): {err}") from None
+        if self.balance.standardize == "phis" and not self.self_distill:
+            self.standardizers = nn.ModuleDict(
+                {
+                    f"{e.key}_{part}": PhiS(t.embed_dim)
+                    for e, t in zip(entries, self.teacher_models(), strict=True)
+                    for part in ("cls", "patch")
+                }
+            )
+            self.register_buffer("standardizers_ready", torch.tensor(False))
         # taken in fp32 before any cast, so a bf16 teacher on GPU still matches on resume
-        self._teacher_fingerprint = self.teacher_fingerprint()
+        self._teacher_fingerprints = self.teacher_fingerprints()
+        self._teacher_fingerprint = self._teacher_fingerprints.get(entries[0].key, 0.0)
         self.koleo = KoLeoLoss()
         self.collapse = CollapseMonitor()
         self._collapse_stats: dict[str, torch.Tensor] = {}
@@ -204,8 +257,42 @@ class DistillationModule(L.LightningModule):
             load_teacher_heads(self.teacher_heads, self.teacher_cfg.heads)
             self.heads_ready.fill_(True)
         self.teacher_dtype = torch.float32
+        self.teacher_dtypes: dict[str, torch.dtype] = {e.key: torch.float32 for e in entries}
         self._global_batch: int | None = None
         self._step_images = 0  # images of the current step's batch, for the EMA schedule
+        self._dropped: set[str] = set()
+        # each image's CLS disagreement with the teachers, for adaptive tile sampling
+        self.per_image_loss: torch.Tensor | None = None
+
+    def _build_teacher(self, entry: TeacherEntry, seed: int) -> Backbone:
+        """One frozen teacher; a weights file that does not fit names the teacher."""
+        try:
+            return build_teacher(
+                entry.config.name, entry.weights_path, seed=seed, **entry.config.kwargs
+            )
+        except (ValueError, KeyError, RuntimeError) as err:
+            if len(self.teacher_entries) == 1:
+                raise
+            raise type(err)(f"{entry.config_key} ({entry.key}): {err}") from None
+
+    def _feature_objective(self, student_dim: int, teacher_dim: int) -> nn.Module:
+        if self.matryoshka:
+            return NestedFeatureObjective(
+                list(self.matryoshka), teacher_dim, self.losses, self.heads_cfg
+            )
+        return FeatureObjective(student_dim, teacher_dim, self.losses, self.heads_cfg)
+
+    def teacher_models(self) -> list[Backbone]:
+        """The frozen teachers in config order (empty for self-distillation)."""
+        if self.self_distill:
+            return []
+        extra = getattr(self, "extra_teachers", {})
+        return [self.teacher, *(extra[e.key] for e in self.teacher_entries[1:])]
+
+    def teacher_objectives(self) -> list[nn.Module]:
+        """Each teacher's objective (adaptors), in config order."""
+        extra = getattr(self, "extra_objectives", {})
+        return [self.objective, *(extra[e.key] for e in self.teacher_entries[1:])]
 
     @property
     def teacher_backbone(self) -> Backbone:
@@ -215,21 +302,35 @@ class DistillationModule(L.LightningModule):
     # ------------------------------------------------------------------ set-up
     @override
     def setup(self, stage: str) -> None:
-        wanted = self.teacher_cfg.dtype
         on_cuda = self.trainer.strategy.root_device.type == "cuda"
-        if wanted == "auto":
-            wanted = "bf16" if on_cuda else "fp32"
-        self.teacher_dtype = _DTYPES[wanted]
-        if not self.self_distill:
+        for entry, model in zip(self.teacher_entries, self.teacher_models(), strict=False):
+            wanted = entry.config.dtype
+            if wanted == "auto":
+                wanted = "bf16" if on_cuda else "fp32"
+            self.teacher_dtypes[entry.key] = _DTYPES[wanted]
+            model.to(_DTYPES[wanted])
+        if self.self_distill:
             # the EMA teacher keeps fp32 weights (tiny EMA steps); it runs under autocast
-            self.teacher.to(self.teacher_dtype)
+            wanted = self.teacher_cfg.dtype
+            self.teacher_dtype = (
+                _DTYPES["bf16" if on_cuda else "fp32"] if wanted == "auto" else _DTYPES[wanted]
+            )
+        else:
+            self.teacher_dtype = self.teacher_dtypes[self.teacher_entries[0].key]
 
     @override
     def configure_model(self) -> None:
         # after `setup` (the teacher is in its dtype), inside the strategy's context (FSDP)
         apply_speed(self.student, self.teacher_backbone, self.speed)
+        for model in self.teacher_models()[1:]:
+            apply_speed(None, model, self.speed)
         strategy = self._trainer.strategy if self._trainer is not None else None
         if isinstance(strategy, DistillFSDP2Strategy):
+            if len(self.teacher_entries) > 1:
+                raise ValueError(
+                    "FSDP2 shards one teacher; several teachers (model.teachers) run under DDP "
+                    "(trainer.strategy: ddp) for now"
+                )
             strategy.shard(self)
 
     @override
@@ -243,6 +344,11 @@ class DistillationModule(L.LightningModule):
             log_dir = self.trainer.log_dir
             if self.trainer.is_global_zero and log_dir:
                 save_teacher_heads(self.teacher_heads, Path(log_dir))
+        if hasattr(self, "standardizers") and not bool(self.standardizers_ready):
+            from vitkd.distill.standardize import fit_standardizers
+
+            fit_standardizers(self, self.trainer.datamodule, self.balance.standardize_samples)
+            self.standardizers_ready.fill_(True)
 
     def total_steps(self) -> int:
         """Optimiser steps of the whole run (what the schedules are stretched over)."""
@@ -300,31 +406,65 @@ class DistillationModule(L.LightningModule):
             group["weight_decay"] = values["weight_decay"] * group["wd_multiplier"]
 
     # ---------------------------------------------------------------- training
-    def forward_teacher(self, crops: torch.Tensor):
-        """Teacher tokens of the global crops, no gradients, in the teacher's dtype."""
+    def forward_teacher(self, crops: torch.Tensor, index: int = 0) -> Tokens:
+        """Tokens of teacher `index` (config order) on the global crops, no gradients, in that
+        teacher's dtype."""
+        backbone = self.teacher_backbone if index == 0 else self.teacher_models()[index]
+        dtype = self.teacher_dtype
+        if not self.self_distill:
+            dtype = self.teacher_dtypes[self.teacher_entries[index].key]
         with (
             torch.no_grad(),
-            torch.autocast(
-                self.device.type,
-                dtype=self.teacher_dtype,
-                enabled=self.teacher_dtype != torch.float32,
-            ),
+            torch.autocast(self.device.type, dtype=dtype, enabled=dtype != torch.float32),
         ):
-            return self.teacher_backbone.forward_tokens(crops)
+            return backbone.forward_tokens(crops)
+
+    def teacher_targets(
+        self, batch: dict[str, Any], index: int
+    ) -> tuple[Tokens, torch.Tensor | None]:
+        """Teacher `index`'s tokens of the batch, from the feature cache when the batch carries
+        one (`batch["cache"][key]`; the patch tokens then are a subset, with their flat grid
+        positions), else from the live teacher; PHI-S standardised when configured."""
+        key = self.teacher_entries[index].key if self.teacher_entries else "self"
+        cached = (batch.get("cache") or {}).get(key)
+        position = None
+        if cached is not None:
+            t_cls = cached["cls"]
+            tokens = Tokens(
+                cls=t_cls,
+                registers=t_cls.new_zeros(t_cls.shape[0], 0, t_cls.shape[-1]),
+                patches=cached["patches"],
+                grid=tuple(int(g) for g in cached["grid"]),
+            )
+            position = cached["index"]
+        else:
+            tokens = self.forward_teacher(batch["teacher"], index)
+        if hasattr(self, "standardizers"):
+            tokens = Tokens(
+                cls=self.standardizers[f"{key}_cls"](tokens.cls),
+                registers=tokens.registers,
+                patches=self.standardizers[f"{key}_patch"](tokens.patches),
+                grid=tokens.grid,
+            )
+        return tokens, position
 
     def compute_losses(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        """Unweighted loss terms of one batch (also used by the benchmarks and tests)."""
+        """Unweighted loss terms of one batch (also used by the benchmarks and tests).
+
+        One teacher: `feature_cls`, ... as always; several: `<key>/feature_cls`, ...; nested
+        sizes add `@<size>`. Sets `per_image_loss` (features targets with `feature_cls`).
+        """
         n_images = int(batch["n_images"])
         masks = batch["masks"]
         use_masks = self.targets != "features" and self.losses.ibot > 0
-        teacher = self.forward_teacher(batch["teacher"])
         student = self.student.forward_tokens(batch["global"], masks if use_masks else None)
         local_cls = None
         if batch["local"].shape[0] > 0:
             local_cls = self.student.forward_tokens(batch["local"]).cls
         if self.targets == "features":
-            terms = self.objective(student, local_cls, teacher, n_images)
+            terms = self._feature_terms(batch, student, local_cls, n_images)
         else:
+            teacher, _ = self.teacher_targets(batch, 0)
             values = self.schedule(self.global_step, n_images)
             self._collapse_stats = {}
             terms = self.objective(
@@ -344,9 +484,42 @@ class DistillationModule(L.LightningModule):
             terms["koleo"] = sum(self.koleo(v) for v in views)
         return terms
 
+    def _feature_terms(
+        self,
+        batch: dict[str, Any],
+        student: Tokens,
+        local_cls: torch.Tensor | None,
+        n_images: int,
+    ) -> dict[str, torch.Tensor]:
+        """Every teacher's feature terms, and each image's CLS disagreement."""
+        several = len(self.teacher_entries) > 1
+        terms: dict[str, torch.Tensor] = {}
+        disagreement = None
+        for i, (entry, objective) in enumerate(
+            zip(self.teacher_entries, self.teacher_objectives(), strict=True)
+        ):
+            teacher, position = self.teacher_targets(batch, i)
+            sub = objective(student, local_cls, teacher, n_images, teacher_index=position)
+            prefix = f"{entry.key}/" if several else ""
+            terms.update({prefix + name: value for name, value in sub.items()})
+            if objective.cls_disagreement is not None:
+                part = objective.cls_disagreement * entry.config.cls_weight
+                disagreement = part if disagreement is None else disagreement + part
+        if disagreement is not None:
+            self.per_image_loss = disagreement.view(-1, n_images).mean(dim=0)
+        return terms
+
+    def term_weight(self, name: str) -> float:
+        """The weight of loss term `name` (0 for a teacher dropped this step)."""
+        key = name.split("/", 1)[0] if "/" in name else None
+        if key is not None and key in self._dropped:
+            return 0.0
+        teachers = {e.key: e.config for e in self.teacher_entries}
+        return term_weight(name, self.losses, teachers, self.matryoshka)
+
     def weighted_total(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:
         """Sum of the loss terms times their configured weights."""
-        return sum(getattr(self.losses, name) * value for name, value in terms.items())
+        return sum(self.term_weight(name) * value for name, value in terms.items())
 
     @override
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
@@ -354,6 +527,13 @@ class DistillationModule(L.LightningModule):
         self._step_images = n_images
         values = self.schedule(self.global_step, n_images)
         self.apply_schedule(values)
+        # DDP needs every adaptor in the graph: a dropped teacher's terms are weighted 0
+        self._dropped = dropped_teachers(
+            [e.key for e in self.teacher_entries],
+            self.balance.teacher_drop,
+            int(self.hparams.seed),
+            self.global_step,
+        )
         terms = self.compute_losses(batch)
         total = self.weighted_total(terms)
         self.check_finite(terms, total)
@@ -452,41 +632,98 @@ class DistillationModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.self_distill:  # the EMA teacher and its heads are trained state: keep them
             return
-        # the teacher is the local file of the config: do not copy a billion frozen weights
+        # the teachers are the local files of the config: do not copy a billion frozen weights
         state = checkpoint["state_dict"]
-        for key in [k for k in state if k.startswith("teacher.")]:
+        for key in [k for k in state if k.startswith(("teacher.", "extra_teachers."))]:
             del state[key]
         checkpoint["vitkd_teacher"] = {
             "name": self.teacher_cfg.name,
             "weights": self.teacher_cfg.weights,
             "fingerprint": self._teacher_fingerprint,
         }
+        if len(self.teacher_entries) > 1:
+            checkpoint["vitkd_teachers"] = [
+                {
+                    "key": e.key,
+                    "name": e.config.name,
+                    "weights": e.config.weights,
+                    "fingerprint": self._teacher_fingerprints[e.key],
+                }
+                for e in self.teacher_entries
+            ]
 
     @override
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.self_distill:
             return
-        saved = checkpoint.get("vitkd_teacher", {}).get("fingerprint")
-        if saved is not None and abs(saved - self._teacher_fingerprint) > 1e-6 * (1 + abs(saved)):
-            raise ValueError(
-                "this checkpoint was trained with a different teacher "
-                f"({checkpoint['vitkd_teacher']}) than the configured one "
-                f"({self.teacher_cfg.name}, weights={self.teacher_cfg.weights}); "
-                "point model.teacher.weights at the original file"
-            )
+        saved = {t["key"]: t for t in checkpoint.get("vitkd_teachers", [])}
+        if not saved and "vitkd_teacher" in checkpoint:
+            saved = {self.teacher_entries[0].key: checkpoint["vitkd_teacher"]}
+        for entry in self.teacher_entries:
+            value = saved.get(entry.key, {}).get("fingerprint")
+            mine = self._teacher_fingerprints[entry.key]
+            if value is not None and abs(value - mine) > 1e-6 * (1 + abs(value)):
+                raise ValueError(
+                    f"this checkpoint was trained with a different teacher {entry.key!r} "
+                    f"({saved[entry.key]}) than the configured one ({entry.config.name}, "
+                    f"weights={entry.config.weights}); point {entry.config_key}.weights at the "
+                    "original file"
+                )
         state = checkpoint.get("state_dict")
         if state is None:  # FSDP2: the strategy has loaded the weights itself, teacher aside
             return
         for key, value in self.teacher.state_dict(prefix="teacher.").items():
             state[key] = value
+        if hasattr(self, "extra_teachers"):
+            for key, value in self.extra_teachers.state_dict(prefix="extra_teachers.").items():
+                state[key] = value
+
+    def teacher_fingerprints(self) -> dict[str, float]:
+        """A cheap, order-dependent checksum of each teacher's weights (float64 sum of a probe),
+        by teacher key; empty for self-distillation, whose teacher is trained state saved in
+        the checkpoint."""
+        return {
+            entry.key: weights_fingerprint(model)
+            for entry, model in zip(self.teacher_entries, self.teacher_models(), strict=False)
+        }
 
     def teacher_fingerprint(self) -> float:
-        """A cheap, order-dependent checksum of the teacher weights (float64 sum of a probe);
-        0 for self-distillation, whose teacher is trained state saved in the checkpoint."""
-        total = torch.zeros((), dtype=torch.float64)
-        if self.self_distill:
-            return 0.0
-        for i, p in enumerate(self.teacher.parameters()):
-            flat = p.detach().reshape(-1)
-            total += (flat[:: max(1, flat.numel() // 64)].double().cpu() * (i + 1)).sum()
-        return float(total)
+        """The first teacher's fingerprint (`teacher_fingerprints`); 0 for self-distillation."""
+        return self.teacher_fingerprints().get(self.teacher_entries[0].key, 0.0)
+
+
+def weights_fingerprint(model: nn.Module) -> float:
+    """A cheap, order-dependent checksum of a model's weights: the float64 sum of every 64th
+    value of each parameter times its position. Equal weights give equal sums on any device."""
+    total = torch.zeros((), dtype=torch.float64)
+    for i, p in enumerate(model.parameters()):
+        flat = p.detach().reshape(-1)
+        total += (flat[:: max(1, flat.numel() // 64)].double().cpu() * (i + 1)).sum()
+    return float(total)
+
+
+def _check_sizes(
+    sizes: list[int] | None, weights: list[float] | None, width: int
+) -> dict[int, float] | None:
+    """`model.matryoshka` sizes with their weights, checked against the student width."""
+    if not sizes:
+        if weights:
+            raise ValueError("model.matryoshka_weights is set without model.matryoshka sizes")
+        return None
+    sizes = [int(m) for m in sizes]
+    bad = [m for m in sizes if not 0 < m <= width]
+    if bad:
+        raise ValueError(
+            f"model.matryoshka sizes {bad} are not in 1..{width}, the student's embedding width"
+        )
+    if len(set(sizes)) != len(sizes):
+        raise ValueError(f"model.matryoshka={sizes}: each size once")
+    if max(sizes) != width:
+        raise ValueError(
+            f"model.matryoshka={sizes}: the largest size must be the student's width {width} "
+            f"(the full embedding is always trained); add {width}"
+        )
+    weights = list(weights) if weights else [1.0] * len(sizes)
+    if len(weights) != len(sizes) or min(weights) < 0:
+        raise ValueError(f"model.matryoshka_weights={weights}: one weight >= 0 per size of {sizes}")
+    return dict(zip(sizes, (float(w) for w in weights), strict=True))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from vitkd.distill.collapse import collapse_stats
@@ -68,22 +69,40 @@ class FeatureObjective(nn.Module):
         student_local_cls: torch.Tensor | None,
         teacher: Tokens,
         n_images: int,
+        teacher_index: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """Unweighted loss terms.
+
+        Sets `cls_disagreement` (detached, (n_g * B,)): 1 - cosine of the adapted student CLS
+        and the teacher CLS of each crop, for samplers that favour hard tiles.
 
         Args:
             student: student tokens of the global crops (n_g * B, ...), view-major.
             student_local_cls: student CLS of the local crops (n_l * B, Ds), or None.
             teacher: teacher tokens of the same global crops (n_g * B, ...).
             n_images: B.
+            teacher_index: int64 (n_g * B, P): `teacher.patches` holds only P tokens (from a
+                feature cache), at these flat positions of `teacher.grid`. The student's
+                adapted patch tokens are then resized to the teacher grid and gathered there.
         """
         terms: dict[str, torch.Tensor] = {}
         t_cls = teacher.cls.float()
+        self.cls_disagreement = None
         if self.weights["feature_cls"]:
-            terms["feature_cls"] = self.feature(self.cls_adaptor(student.cls), t_cls)
+            s_cls = self.cls_adaptor(student.cls)
+            terms["feature_cls"] = self.feature(s_cls, t_cls)
+            with torch.no_grad():
+                self.cls_disagreement = 1.0 - F.cosine_similarity(s_cls.float(), t_cls, dim=-1)
         if self.weights["feature_patch"]:
-            t_patches = resize_patch_grid(teacher.patches.float(), teacher.grid, student.grid)
-            terms["feature_patch"] = self.feature(self.patch_adaptor(student.patches), t_patches)
+            s_patches = self.patch_adaptor(student.patches)
+            if teacher_index is None:
+                t_patches = resize_patch_grid(teacher.patches.float(), teacher.grid, student.grid)
+            else:
+                s_patches = resize_patch_grid(s_patches, student.grid, teacher.grid)
+                index = teacher_index.unsqueeze(-1).expand(-1, -1, s_patches.shape[-1])
+                s_patches = s_patches.gather(1, index)
+                t_patches = teacher.patches.float()
+            terms["feature_patch"] = self.feature(s_patches, t_patches)
         if self.weights["feature_local"] and student_local_cls is not None:
             s_local = _views(self.cls_adaptor(student_local_cls), n_images)  # (n_l, B, Dt)
             t_global = _views(t_cls, n_images)  # (n_g, B, Dt)
@@ -91,6 +110,63 @@ class FeatureObjective(nn.Module):
             terms["feature_local"] = torch.stack(pairs).mean()
         if self.weights["relation"]:
             terms["relation"] = self.relation(student.cls, t_cls)
+        return terms
+
+
+class NestedFeatureObjective(nn.Module):
+    """Matryoshka feature objective: a `FeatureObjective` on each prefix of the student's width.
+
+    Each size m in `sizes` has its own adaptors (m -> teacher width) and regresses the teacher
+    from the first m dimensions of every student token (Kusupati et al. 2022, Matryoshka
+    Representation Learning, https://arxiv.org/abs/2205.13147; Pathryoshka applies it to
+    pathology distillation). Terms are named `<term>@<m>`. The largest size is the full width.
+
+    Args:
+        sizes: prefix sizes, e.g. (768, 384, 192, 96).
+        teacher_dim: the teacher's width.
+        losses: loss weights (the same terms at every size).
+        heads: adaptor kind and width.
+    """
+
+    def __init__(
+        self, sizes: list[int], teacher_dim: int, losses: LossConfig, heads: HeadConfig
+    ) -> None:
+        super().__init__()
+        self.sizes = sorted(sizes, reverse=True)
+        self.levels = nn.ModuleDict(
+            {str(m): FeatureObjective(m, teacher_dim, losses, heads) for m in self.sizes}
+        )
+
+    @property
+    def cls_adaptor(self) -> nn.Module | None:
+        """The full-width CLS adaptor (fidelity and the exported teacher-space head use it)."""
+        return getattr(self.levels[str(self.sizes[0])], "cls_adaptor", None)
+
+    @property
+    def cls_disagreement(self) -> torch.Tensor | None:
+        """Per-crop CLS disagreement of the full width (see `FeatureObjective`)."""
+        return self.levels[str(self.sizes[0])].cls_disagreement
+
+    def forward(
+        self,
+        student: Tokens,
+        student_local_cls: torch.Tensor | None,
+        teacher: Tokens,
+        n_images: int,
+        teacher_index: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Unweighted terms `<term>@<m>` of every size (arguments as `FeatureObjective`)."""
+        terms: dict[str, torch.Tensor] = {}
+        for m in self.sizes:
+            prefix = Tokens(
+                cls=student.cls[..., :m],
+                registers=student.registers[..., :m],
+                patches=student.patches[..., :m],
+                grid=student.grid,
+            )
+            local = None if student_local_cls is None else student_local_cls[..., :m]
+            level = self.levels[str(m)](prefix, local, teacher, n_images, teacher_index)
+            terms.update({f"{name}@{m}": value for name, value in level.items()})
         return terms
 
 

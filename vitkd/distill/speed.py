@@ -84,12 +84,14 @@ def compile_blocks(model: nn.Module, mode: str = "default", backend: str = "indu
     return len(blocks)
 
 
-def apply_speed(student: nn.Module, teacher: nn.Module, config: SpeedConfig) -> None:
-    """Apply ``config`` to the student and teacher `Backbone`s (idempotent)."""
+def apply_speed(student: nn.Module | None, teacher: nn.Module, config: SpeedConfig) -> None:
+    """Apply ``config`` to the student and teacher `Backbone`s (idempotent); `student=None` for
+    a further teacher of a multi-teacher run."""
     torch.set_float32_matmul_precision(config.matmul_precision)
-    set_attention(student, config.attention)
+    if student is not None:
+        set_attention(student, config.attention)
     set_attention(teacher, config.attention)
-    if config.compile_student:
+    if config.compile_student and student is not None:
         n = compile_blocks(student.model, config.compile_mode, config.compile_backend)
         log.info(
             "compiled %d student blocks (%s, %s)", n, config.compile_backend, config.compile_mode

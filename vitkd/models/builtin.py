@@ -37,20 +37,26 @@ def resolve_weights(value: str | None, key: str) -> str | None:
     return value
 
 
-def require_teacher_weights(value: str | None, name: str) -> None:
+def require_teacher_weights(
+    value: str | None, name: str, key: str = "model.teacher.weights"
+) -> None:
     """Raise `WeightsNotGivenError` when a teacher has no weights and `random` was not asked for."""
     if value is None:
         raise WeightsNotGivenError(
-            f"model.teacher.weights is not set for teacher {name!r}: give the local path of its "
+            f"{key} is not set for teacher {name!r}: give the local path of its "
             "weights (a .safetensors/.bin/.pth file or an HF-style folder, e.g. "
-            "--model.teacher.weights /models/h-optimus-0), `builtin:demo-teacher` for the small "
+            f"--{key} /models/h-optimus-0), `builtin:demo-teacher` for the small "
             "teacher shipped with vitkd, or `random` for a randomly initialised teacher "
             "(tests and demos only)"
         )
 
 
 def check_model_weights(
-    teacher: str | None, teacher_name: str, student: str | None, self_distill: bool
+    teacher: str | None,
+    teacher_name: str,
+    student: str | None,
+    self_distill: bool,
+    teacher_key: str = "model.teacher.weights",
 ) -> tuple[str | None, str | None]:
     """Local paths of the teacher and student weights (`None`: random / timm init), every file
     checked to exist. Cheap: run it before building anything large.
@@ -60,11 +66,12 @@ def check_model_weights(
         teacher_name: `model.teacher.name`, for the error message.
         student: `model.student.weights`.
         self_distill: `model.targets == "self"`.
+        teacher_key: the config key of `teacher`, for error messages.
     """
     teacher_path = None
     if not self_distill:
-        require_teacher_weights(teacher, teacher_name)
-        teacher_path = resolve_weights(teacher, "model.teacher.weights")
+        require_teacher_weights(teacher, teacher_name, teacher_key)
+        teacher_path = resolve_weights(teacher, teacher_key)
     student_path = resolve_weights(student, "model.student.weights")
     for path in (teacher_path, student_path):
         if path is not None:
