@@ -353,24 +353,9 @@ def figure(rows: list[dict], first: str, path: Path, ri_set: str = "") -> None:
     tmp.replace(path)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Parse arguments, distil, evaluate, write the table and figure, print the ratio."""
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+def add_evaluation_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of `evaluate_encoders`: labelled folders, conditions, RI, real centres."""
     p.add_argument("--labeled", type=Path, nargs="+", required=True, help="labelled folders")
-    p.add_argument("--teacher", default="builtin:demo-teacher", help="builtin:<name> or export")
-    p.add_argument("--slides", nargs="+", default=["samples"], help="unlabelled slides")
-    p.add_argument("--slide-mpp", type=float, default=0.5, help="MPP for slides without one")
-    p.add_argument("--recipes", nargs="*", default=list(RECIPES), choices=list(RECIPES))
-    p.add_argument(
-        "--encoders",
-        nargs="*",
-        default=[],
-        metavar="LABEL=PATH",
-        help="more encoders to evaluate beside the others (export folders or .ckpt files)",
-    )
-    p.add_argument("--steps", type=int, default=200, help="optimiser steps per student")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--workers", type=int, default=2)
     p.add_argument(
         "--stains",
         nargs="+",
@@ -397,50 +382,35 @@ def main(argv: list[str] | None = None) -> None:
         default="",
         help="OLD=NEW,... names shared by the centres' classes (unmapped classes are dropped)",
     )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/cpu_quality.md")
-    p.add_argument("--figure", type=Path, default=ROOT / "docs/quality.png")
-    args = p.parse_args(argv)
 
+
+def evaluate_encoders(
+    encoders: dict[str, tuple[str, torch.nn.Module]],
+    sets: list[Labelled],
+    args: argparse.Namespace,
+    seconds: dict[str, float] | None = None,
+    centres: Centres | None = None,
+) -> tuple[list[dict], str, dict]:
+    """Score every encoder (the first is the teacher) and a colour histogram on `sets`.
+
+    Args:
+        encoders: label -> (kind, model); kinds `teacher`, `baseline`, `student`, `extra`.
+        sets: labelled folders (`load_labelled`).
+        args: `add_evaluation_arguments`' options (stains, scanners, ri_k, ri_set).
+        seconds: training seconds per encoder label, for the table.
+        centres: labelled folders as real centres (`load_centres`), or `None`.
+
+    Returns:
+        One row per encoder and the histogram (probes, fidelity to the first encoder,
+        robustness, retention), the name of the RI set, and the simulated conditions.
+    """
     from evaluation.baselines import colour_histogram
     from evaluation.encoder import embed_images
     from evaluation.robustness import condition_label
     from vitkd.data.augment import ConditionSimulator
     from vitkd.data.augment.conditions import DEFAULT_SCANNERS, DEFAULT_STAINS
-    from vitkd.distill.config import StudentConfig
-    from vitkd.models import build_teacher
-    from vitkd.models.builtin import resolve_weights
 
-    logging.getLogger("lightning").setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", ".*does not have many workers.*")
-    warnings.filterwarnings("ignore", r"Found \d+ module\(s\) in eval mode")
-    torch.manual_seed(args.seed)
-    started = time.perf_counter()
-    sets = [load_labelled(root) for root in args.labeled]
-    demo = demo_config()
-    t_cfg = teacher_config(args.teacher, demo)
-    s_cfg = StudentConfig(
-        name=demo["model"]["student"]["name"], kwargs=dict(demo["model"]["student"]["kwargs"])
-    )
-    path = resolve_weights(t_cfg.weights, "--teacher")
-    encoders = {
-        "teacher": ("teacher", build_teacher(t_cfg.name, path, **t_cfg.kwargs)),
-        "random ViT, teacher's shape": ("baseline", random_backbone(t_cfg, args.seed)),
-        "random-init student": ("baseline", random_backbone(s_cfg, args.seed + 1)),
-    }
-    from evaluation.encoder import load_encoder
-
-    for item in args.encoders:
-        label, _, where = item.partition("=")
-        if not where:
-            p.error(f"--encoders {item!r}: write LABEL=PATH")
-        encoders[label] = ("extra", load_encoder(where))
-    seconds: dict[str, float] = {}
-    for name in args.recipes:
-        print(f"distilling {name} ({args.steps} steps, batch {args.batch_size})", flush=True)
-        model, seconds[name] = distil(RECIPES[name], t_cfg, demo, args)
-        encoders[name] = ("student", model)
-
+    seconds = seconds or {}
     simulator = ConditionSimulator(
         stains=[_named(DEFAULT_STAINS, n, "--stains") for n in args.stains],
         scanners=[_named(DEFAULT_SCANNERS, n, "--scanners") for n in args.scanners],
@@ -448,7 +418,7 @@ def main(argv: list[str] | None = None) -> None:
     first = sets[0]
     ri_set = args.ri_set or max(sets, key=lambda s: len(s.classes)).name
     if ri_set not in {s.name for s in sets}:
-        p.error(f"--ri-set {ri_set}: not one of {[s.name for s in sets]}")
+        raise ValueError(f"--ri-set {ri_set}: not one of {[s.name for s in sets]}")
     conds = {}
     rendered: dict[str, dict[str, list[np.ndarray]]] = {s.name: {} for s in sets}
     for cond in simulator.conditions:
@@ -457,7 +427,6 @@ def main(argv: list[str] | None = None) -> None:
         for s in sets:
             rendered[s.name][label] = [simulator.simulate(img, cond.id) for img in s.images]
 
-    centres = load_centres(args.centres, args.class_map) if args.centres else None
     rows: list[dict] = []
     teacher_first = None
     for name, (kind, model) in encoders.items():
@@ -498,7 +467,71 @@ def main(argv: list[str] | None = None) -> None:
             r[f"retention_{probe}"] = (
                 r[f"{first.name}/{probe}"] / teacher_row[f"{first.name}/{probe}"]
             )
+    return rows, ri_set, conds
 
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse arguments, distil, evaluate, write the table and figure, print the ratio."""
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--teacher", default="builtin:demo-teacher", help="builtin:<name> or export")
+    p.add_argument("--slides", nargs="+", default=["samples"], help="unlabelled slides")
+    p.add_argument("--slide-mpp", type=float, default=0.5, help="MPP for slides without one")
+    p.add_argument("--recipes", nargs="*", default=list(RECIPES), choices=list(RECIPES))
+    p.add_argument(
+        "--encoders",
+        nargs="*",
+        default=[],
+        metavar="LABEL=PATH",
+        help="more encoders to evaluate beside the others (export folders or .ckpt files)",
+    )
+    p.add_argument("--steps", type=int, default=200, help="optimiser steps per student")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--workers", type=int, default=2)
+    add_evaluation_arguments(p)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/cpu_quality.md")
+    p.add_argument("--figure", type=Path, default=ROOT / "docs/quality.png")
+    args = p.parse_args(argv)
+
+    from vitkd.distill.config import StudentConfig
+    from vitkd.models import build_teacher
+    from vitkd.models.builtin import resolve_weights
+
+    logging.getLogger("lightning").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    warnings.filterwarnings("ignore", r"Found \d+ module\(s\) in eval mode")
+    torch.manual_seed(args.seed)
+    started = time.perf_counter()
+    sets = [load_labelled(root) for root in args.labeled]
+    demo = demo_config()
+    t_cfg = teacher_config(args.teacher, demo)
+    s_cfg = StudentConfig(
+        name=demo["model"]["student"]["name"], kwargs=dict(demo["model"]["student"]["kwargs"])
+    )
+    path = resolve_weights(t_cfg.weights, "--teacher")
+    encoders = {
+        "teacher": ("teacher", build_teacher(t_cfg.name, path, **t_cfg.kwargs)),
+        "random ViT, teacher's shape": ("baseline", random_backbone(t_cfg, args.seed)),
+        "random-init student": ("baseline", random_backbone(s_cfg, args.seed + 1)),
+    }
+    from evaluation.encoder import load_encoder
+
+    for item in args.encoders:
+        label, _, where = item.partition("=")
+        if not where:
+            p.error(f"--encoders {item!r}: write LABEL=PATH")
+        encoders[label] = ("extra", load_encoder(where))
+    seconds: dict[str, float] = {}
+    for name in args.recipes:
+        print(f"distilling {name} ({args.steps} steps, batch {args.batch_size})", flush=True)
+        model, seconds[name] = distil(RECIPES[name], t_cfg, demo, args)
+        encoders[name] = ("student", model)
+
+    centres = load_centres(args.centres, args.class_map) if args.centres else None
+    try:
+        rows, ri_set, conds = evaluate_encoders(encoders, sets, args, seconds, centres)
+    except ValueError as err:
+        p.error(str(err))
     students = [r for r in rows if r["kind"] == "student"]
     best = max(students, key=lambda r: r["ri"]) if students else None
     meta = {
@@ -517,10 +550,10 @@ def main(argv: list[str] | None = None) -> None:
     tmp.write_text(f"# bench_quality ({time.strftime('%Y-%m-%d')})\n\n{table}")
     tmp.replace(args.out)
     args.out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
-    figure(rows, first.name, args.figure, ri_set)
+    figure(rows, sets[0].name, args.figure, ri_set)
     print(table)
     print(f"wrote {args.out} and {args.figure}")
-    ratio = best["ri"] / teacher_row["ri"] if best else float("nan")
+    ratio = best["ri"] / rows[0]["ri"] if best else float("nan")
     print(f"ratio={ratio:.4f}")
 
 
