@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 
 import vitkd  # noqa: F401  (offline environment first)
+from vitkd.distill.adaptor_export import adaptor_extra
 from vitkd.distill.config import StudentConfig, as_config
 from vitkd.models import Backbone, build_student, export_backbone
 
@@ -50,10 +51,12 @@ def export_checkpoint(
     """Write `model.safetensors` + timm `config.json` of a checkpoint's student into `out_dir`."""
     backbone = backbone_from_checkpoint(path, which)
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    teacher = checkpoint.get("hyper_parameters", {}).get("teacher", {}).get("name")
-    return export_backbone(
-        backbone, out_dir, extra={"teacher": teacher, "source": which, "checkpoint": str(path)}
-    )
+    hparams = checkpoint.get("hyper_parameters", {})
+    teacher = hparams.get("teacher", {}).get("name")
+    extra: dict[str, Any] = {"teacher": teacher, "source": which, "checkpoint": str(path)}
+    # the adaptors first: a folder with config.json is complete
+    extra.update(adaptor_extra(out_dir, hparams, backbone.embed_dim, checkpoint["state_dict"]))
+    return export_backbone(backbone, out_dir, extra=extra)
 
 
 def load_source(path: Path, which: Literal["ema", "student"] = "ema") -> Backbone:

@@ -32,7 +32,6 @@ from vitkd.distill.objectives import (
     PrototypeObjective,
 )
 from vitkd.distill.param_groups import backbone_param_groups, head_param_groups, merge_groups
-from vitkd.distill.phis import PhiS
 from vitkd.distill.speed import SpeedConfig, apply_speed
 from vitkd.distill.teacher_heads import (
     build_teacher_heads,
@@ -48,6 +47,7 @@ from vitkd.distill.teacher_set import (
 )
 from vitkd.losses import KoLeoLoss
 from vitkd.models import Backbone, Tokens, build_student, build_teacher, check_alignable
+from vitkd.models.phis import PhiS
 from vitkd.schedules import cosine, scaled_lr, warmup_cosine
 
 log = logging.getLogger(__name__)

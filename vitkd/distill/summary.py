@@ -13,6 +13,7 @@ import torch
 from typing_extensions import override
 
 from slides.atomic import write_text_atomic
+from vitkd.distill.adaptor_export import adaptor_extra
 from vitkd.distill.fidelity import embed_all, fidelity, patch_grid
 from vitkd.distill.initialisation import recorded_initialisation
 from vitkd.distill.summary_table import fidelity_table
@@ -99,6 +100,7 @@ class RunSummary(L.Callback):
         names = [_ADAPTOR] if measured else []
         if self.export:
             names.append("ema")
+            names += ["objective", "extra_objectives", "standardizers"]
             if not pl_module.self_distill and pl_module.teacher_weights_path is None:
                 # a random teacher exists nowhere else: keep it so the run can be evaluated later
                 names.append("teacher")
@@ -116,17 +118,26 @@ class RunSummary(L.Callback):
                 log.info("\n%s", table)
         export_dir = None
         if "ema" in weights:
+            extra: dict[str, Any] = {
+                "teacher": _teacher_name(pl_module),
+                "source": "ema",
+                # the shared start of merged branches (`python -m vitkd.merge`)
+                "student_init": recorded_initialisation(pl_module),
+                "seed": int(pl_module.hparams.seed),
+            }
+            # the adaptors before the config: a folder with config.json is complete
+            state = {
+                f"{name}.{k}": v
+                for name in ("objective", "extra_objectives", "standardizers")
+                for k, v in weights.get(name, {}).items()
+            }
+            extra.update(
+                adaptor_extra(
+                    run_dir / "export", pl_module.hparams, pl_module.student.embed_dim, state
+                )
+            )
             export_dir = export_backbone(
-                pl_module.ema,
-                run_dir / "export",
-                extra={
-                    "teacher": _teacher_name(pl_module),
-                    "source": "ema",
-                    # the shared start of merged branches (`python -m vitkd.merge`)
-                    "student_init": recorded_initialisation(pl_module),
-                    "seed": int(pl_module.hparams.seed),
-                },
-                state_dict=weights["ema"],
+                pl_module.ema, run_dir / "export", extra=extra, state_dict=weights["ema"]
             )
         teacher_dir = None
         if "teacher" in weights:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from vitkd.distill.hadamard import hadamard_matrix
+from vitkd.models.hadamard import hadamard_matrix
 
 
 class PhiS(nn.Module):
