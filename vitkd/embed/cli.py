@@ -73,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--workers", type=int, default=4, help="decoding workers per device")
     p.add_argument("--tokens", choices=TOKEN_MODES, default="cls")
+    p.add_argument(
+        "--dim", type=int, help="first N dimensions of each token (a trained Matryoshka size)"
+    )
     p.add_argument("--precision", choices=PRECISIONS, default="auto", help="auto: bf16 on CUDA")
     p.add_argument("--devices", type=int, default=1, help="processes/GPUs to split slides across")
     p.add_argument("--skip-errors", action="store_true", help="log failing slides and go on")
@@ -102,6 +105,7 @@ def config_from_args(args: argparse.Namespace) -> EmbedConfig:
         min_tissue=args.min_tissue,
         slide_mpp=args.slide_mpp,
         overlap=args.overlap,
+        dim=args.dim,
     )
 
 

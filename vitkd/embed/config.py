@@ -34,6 +34,8 @@ class EmbedConfig:
         min_tissue: tissue fraction a tile needs to be kept.
         slide_mpp: level-0 microns per pixel for slides whose metadata lacks it.
         overlap: overlap between neighbouring tiles, in pixels at `mpp`.
+        dim: keep the first `dim` dimensions of every token (a Matryoshka size the model was
+            trained with); None keeps them all.
     """
 
     inputs: list[Path]
@@ -55,6 +57,7 @@ class EmbedConfig:
     min_tissue: float = 0.5
     slide_mpp: float | None = None
     overlap: int = 0
+    dim: int | None = None
 
     def __post_init__(self) -> None:
         if self.tokens not in TOKEN_MODES:
@@ -72,6 +75,8 @@ class EmbedConfig:
             raise ValueError(f"--workers must be >= 0, got {self.workers}")
         if self.mpp <= 0:
             raise ValueError(f"--mpp must be > 0 (microns per pixel), got {self.mpp}")
+        if self.dim is not None and self.dim < 1:
+            raise ValueError(f"--dim must be a positive embedding size, got {self.dim}")
         if self.size is not None and self.size < 1:
             raise ValueError(f"--size must be a positive tile side in pixels, got {self.size}")
         if not 0.0 <= self.min_tissue <= 1.0:

@@ -14,7 +14,7 @@ import torch
 
 from vitkd.embed.config import EmbedConfig
 from vitkd.embed.errors import SlideFailedError
-from vitkd.embed.resolve import resolve_model
+from vitkd.embed.resolve import check_dim, resolve_model
 from vitkd.embed.runlog import RunLog
 from vitkd.embed.runner import RunSummary, default_threads, embed_sources
 from vitkd.embed.sources import Source, collect_sources
@@ -51,6 +51,7 @@ def run_rank(cfg: EmbedConfig, sources: list[Source], rank: int, run_id: str) ->
     elif cfg.devices > 1:
         torch.set_num_threads(default_threads(cfg.devices))
     resolved = resolve_model(cfg.model, cfg.weights, cfg.which, cfg.model_kwargs)
+    check_dim(resolved, cfg.dim)
     return embed_sources(sources, resolved, cfg, device, RunLog(cfg.out, run_id, rank))
 
 

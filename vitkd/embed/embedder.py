@@ -34,10 +34,16 @@ class Embedder:
         device: where the forward runs.
         tokens: `cls` (B, D), `cls+mean` (B, 2D) or `patch` (B, n_patches, D).
         precision: `auto`, `32` or `bf16`.
+        dim: keep the first `dim` dimensions of each token (of each half for `cls+mean`).
     """
 
     def __init__(
-        self, backbone: Backbone, device: torch.device, tokens: str = "cls", precision: str = "auto"
+        self,
+        backbone: Backbone,
+        device: torch.device,
+        tokens: str = "cls",
+        precision: str = "auto",
+        dim: int | None = None,
     ) -> None:
         self.backbone = backbone.to(device).eval()
         for param in self.backbone.parameters():
@@ -45,6 +51,7 @@ class Embedder:
         self.device = device
         self.tokens = tokens
         self.dtype = autocast_dtype(precision, device)
+        self.dim = dim
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.dtype is None:
@@ -57,6 +64,12 @@ class Embedder:
         tiles = tiles.to(self.device, non_blocking=True)
         with self._autocast():
             out = self.backbone.embed(tiles, tokens=self.tokens)
+        if self.dim is not None:
+            if self.tokens == "cls+mean":
+                width = out.shape[-1] // 2
+                out = torch.cat([out[..., : self.dim], out[..., width : width + self.dim]], -1)
+            else:
+                out = out[..., : self.dim]
         return out.float()
 
     __call__ = forward
@@ -78,7 +91,7 @@ class Embedder:
 
     def feature_shape(self, size: int) -> tuple[int, ...]:
         """Shape of one tile's features at `size` x `size` pixels, without running the model."""
-        dim = self.backbone.embed_dim
+        dim = self.dim or self.backbone.embed_dim
         if self.tokens == "cls":
             return (dim,)
         if self.tokens == "cls+mean":

@@ -41,6 +41,8 @@ class ResolvedModel:
         arch: the timm architecture.
         origin: the resolved path of the export folder or checkpoint ("" for a name).
         role: what the export says it holds (`ema`, `student`, `random-init teacher`), if known.
+        sizes: the nested (Matryoshka) embedding sizes the model was trained with, largest
+            first; empty when it was not (then only its full width is valid for `--dim`).
     """
 
     backbone: Backbone
@@ -50,6 +52,7 @@ class ResolvedModel:
     arch: str = ""
     origin: str = ""
     role: str = ""
+    sizes: tuple[int, ...] = ()
 
 
 def _run_name(path: Path) -> str:
@@ -123,7 +126,8 @@ def _from_export(path: Path, weights: object, kwargs: dict[str, Any]) -> Resolve
         )
     backbone = load_exported(path)
     path = path.resolve()
-    role = str(read_config(path).get("vitkd", {}).get("source", ""))
+    block = read_config(path).get("vitkd", {})
+    role = str(block.get("source", ""))
     arch = backbone.spec.arch
     return ResolvedModel(
         backbone,
@@ -133,6 +137,7 @@ def _from_export(path: Path, weights: object, kwargs: dict[str, Any]) -> Resolve
         arch=arch,
         origin=str(path),
         role=role,
+        sizes=tuple(sorted(block.get("matryoshka") or (), reverse=True)),
     )
 
 
@@ -152,6 +157,7 @@ def _from_checkpoint(
     from vitkd.export import backbone_from_checkpoint
 
     backbone = backbone_from_checkpoint(path, which=which)
+    hparams = torch.load(path, map_location="cpu", weights_only=True).get("hyper_parameters", {})
     path = path.resolve()
     arch = backbone.spec.arch
     return ResolvedModel(
@@ -162,6 +168,7 @@ def _from_checkpoint(
         arch=arch,
         origin=str(path),
         role=which,
+        sizes=tuple(sorted(hparams.get("matryoshka") or (), reverse=True)),
     )
 
 
@@ -220,3 +227,19 @@ def _weights_digest(weights: Path) -> str:
         digest.update(str(path.relative_to(weights)).encode())
         digest.update(bytes.fromhex(sha256_file(path)))
     return digest.hexdigest()
+
+
+def check_dim(resolved: ResolvedModel, dim: int | None) -> None:
+    """Refuse a `--dim` the model was not trained to give: a prefix of an embedding that was not
+    trained nested carries no guarantee."""
+    if dim is None:
+        return
+    width = resolved.backbone.embed_dim
+    valid = resolved.sizes or (width,)
+    if dim not in valid:
+        trained = (
+            f"it was trained with nested sizes {list(valid)}"
+            if resolved.sizes
+            else f"it was not trained with nested (Matryoshka) sizes, so only {width} is valid"
+        )
+        raise ModelResolutionError(f"--dim {dim}: {resolved.encoder} has width {width}; {trained}")

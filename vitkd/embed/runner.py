@@ -29,7 +29,7 @@ from vitkd.embed.writer import EmbeddingWriter, read_attrs
 log = logging.getLogger(__name__)
 
 # Attributes that must match for an existing file to count as this run's result.
-_IDENTITY_ATTRS = ("encoder", "tokens", "weights_sha256", "mpp", "patch_size")
+_IDENTITY_ATTRS = ("encoder", "tokens", "weights_sha256", "mpp", "patch_size", "dim")
 
 
 @dataclass
@@ -60,6 +60,10 @@ def features_attrs(
         "patch_size": int(size),
         "encoder_spec": json.dumps(resolved.backbone.spec.to_dict(), sort_keys=True),
     }
+    if cfg.dim is not None:  # absent for full-width runs, as in files written before --dim
+        attrs["dim"] = int(cfg.dim)
+    if resolved.sizes:
+        attrs["matryoshka"] = list(resolved.sizes)
     # Where the weights came from, so files of different runs can be told apart later.
     for key, value in (
         ("encoder_arch", resolved.arch),
@@ -71,6 +75,15 @@ def features_attrs(
     if source.kind == "slide":
         attrs["mpp"] = float(cfg.mpp)
     return attrs
+
+
+def _plain(value: object) -> object:
+    """An HDF5 attribute as the Python value it was written from (for messages)."""
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
 
 
 def _same(have: object, want: object) -> bool:
@@ -87,9 +100,10 @@ def _check_existing(path: Path, expected: dict[str, object]) -> None:
     """Refuse to keep a finished file that another model, token mode or tiling produced."""
     found = read_attrs(path).get("features", {})
     diffs = [
-        f"{key}={found.get(key)!r} (this run: {expected[key]!r})"
+        f"{key}={_plain(found.get(key))!r} (this run: {expected.get(key)!r})"
         for key in _IDENTITY_ATTRS
-        if key in expected and not _same(found.get(key), expected[key])
+        # `dim` is written only for truncated runs: its absence means the full width
+        if (key in expected or key == "dim") and not _same(found.get(key), expected.get(key))
     ]
     if diffs:
         raise ValueError(
@@ -212,7 +226,7 @@ def embed_sources(
     Raises:
         SlideFailedError: a source failed and `cfg.skip_errors` is off.
     """
-    embedder = Embedder(resolved.backbone, device, cfg.tokens, cfg.precision)
+    embedder = Embedder(resolved.backbone, device, cfg.tokens, cfg.precision, cfg.dim)
     embedder.check_size(cfg.size or resolved.backbone.spec.img_size)
     summary = RunSummary()
     desc = "slides" if cfg.devices == 1 else f"slides[{run_log.rank}]"
