@@ -35,6 +35,7 @@ def embed_images(
     desc: str = "embedding",
     progress: bool = True,
     precision: str = "32",
+    dim: int | None = None,
 ) -> np.ndarray:
     """Embeddings (N, D) float32 of uint8 images, each resized to the model's input size.
 
@@ -53,11 +54,12 @@ def embed_images(
         progress: show a tqdm bar.
         precision: ``32`` (default: fp32 everywhere), ``auto`` (bf16 autocast on CUDA, fp32 on
             CPU, as ``vitkd.embed``'s default) or ``bf16``.
+        dim: keep the first ``dim`` dimensions (a nested Matryoshka size), as ``--dim``.
     """
     if tokens not in ("cls", "cls+mean"):
         raise ValueError(f"tokens={tokens!r}: choose 'cls' or 'cls+mean'")
     size = int(backbone.spec.img_size)
-    embedder = Embedder(backbone, torch.device(device), tokens, precision)
+    embedder = Embedder(backbone, torch.device(device), tokens, precision, dim)
     chunks: list[np.ndarray] = []
     buf: list[np.ndarray] = []
     bar = tqdm(total=total, desc=desc, unit="img", disable=not progress, leave=False)

@@ -106,13 +106,28 @@ def teacher_config(teacher: str, demo: dict):
     return TeacherConfig(name=spec["arch"], weights=teacher, kwargs=dict(spec["kwargs"]))
 
 
-def distil(recipe: tuple[str, str, str], teacher, demo: dict, args: argparse.Namespace):
-    """Train one student with a recipe at the shared budget; returns (EMA backbone, seconds)."""
+def distil(
+    recipe: tuple[str, str, str],
+    teacher,
+    demo: dict,
+    args: argparse.Namespace,
+    **module_kwargs: object,
+):
+    """Train one student with a recipe at the shared budget; returns (EMA backbone, seconds).
+
+    `module_kwargs` go to `DistillationModule` (e.g. `teachers=[...]` with `teacher=None`,
+    `matryoshka=[...]`)."""
     import lightning as L
 
     from vitkd.data.collate import MaskConfig
     from vitkd.data.datamodule import CropConfig, DistillDataModule, TileSource
-    from vitkd.distill.config import HeadConfig, LossConfig, OptimConfig, StudentConfig
+    from vitkd.distill.config import (
+        HeadConfig,
+        LossConfig,
+        OptimConfig,
+        StudentConfig,
+        TeacherConfig,
+    )
     from vitkd.distill.module import DistillationModule
 
     targets, view, augment = recipe
@@ -126,13 +141,14 @@ def distil(recipe: tuple[str, str, str], teacher, demo: dict, args: argparse.Nam
         fit_steps=100,
     )
     module = DistillationModule(
-        teacher=teacher,
+        teacher=teacher or TeacherConfig(),
         student=StudentConfig(name=m["student"]["name"], kwargs=dict(m["student"]["kwargs"])),
         targets=targets,
         losses=LossConfig(),
         heads=heads,
         optim=OptimConfig(**m["optim"]),
         seed=args.seed,
+        **module_kwargs,
     )
     crops = dict(d["crops"], augment=augment, teacher_view=view)
     source = dict(d["source"], slides=args.slides, slide_mpp=args.slide_mpp)
@@ -394,7 +410,8 @@ def evaluate_encoders(
     """Score every encoder (the first is the teacher) and a colour histogram on `sets`.
 
     Args:
-        encoders: label -> (kind, model); kinds `teacher`, `baseline`, `student`, `extra`.
+        encoders: label -> (kind, model) or (kind, model, dim); kinds `teacher`, `baseline`,
+            `student`, `extra`; `dim` scores the first `dim` dimensions (a Matryoshka prefix).
         sets: labelled folders (`load_labelled`).
         args: `add_evaluation_arguments`' options (stains, scanners, ri_k, ri_set).
         seconds: training seconds per encoder label, for the table.
@@ -429,10 +446,11 @@ def evaluate_encoders(
 
     rows: list[dict] = []
     teacher_first = None
-    for name, (kind, model) in encoders.items():
+    for name, (kind, model, *rest) in encoders.items():
         print(f"evaluating {name}", flush=True)
+        dim = rest[0] if rest else None
         row: dict = {"encoder": name, "kind": kind, "seconds": seconds.get(name)}
-        feats = [embed_images(model, s.images, 64, progress=False) for s in sets]
+        feats = [embed_images(model, s.images, 64, progress=False, dim=dim) for s in sets]
         for s, x in zip(sets, feats, strict=True):
             for probe, value in probe_scores(x, s).items():
                 row[f"{s.name}/{probe}"] = value
@@ -442,11 +460,12 @@ def evaluate_encoders(
             row.update(fidelity_scores(feats[0], teacher_first))
         for s in sets:
             per_cond = {
-                c: embed_images(model, x, 64, progress=False) for c, x in rendered[s.name].items()
+                c: embed_images(model, x, 64, progress=False, dim=dim)
+                for c, x in rendered[s.name].items()
             }
             row.update(_robust_cells(robustness(per_cond, s.labels, conds, args.ri_k), s, first))
         if centres is not None:
-            x = embed_images(model, centres.images, 64, progress=False)
+            x = embed_images(model, centres.images, 64, progress=False, dim=dim)
             row["ri_centres"] = real_centre_ri(x, centres, args.ri_k)
         rows.append(row)
     hist = {"encoder": "colour histogram (48 bins)", "kind": "baseline"}
