@@ -75,6 +75,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     p.add_argument("--knn-k", type=int, default=20)
+    p.add_argument(
+        "--dims",
+        type=int,
+        nargs="+",
+        help="also probe the first N dimensions of each embedding (nested / Matryoshka sizes)",
+    )
     add_out(p)
     p.set_defaults(func=run)
 
@@ -115,16 +121,24 @@ def run(args: argparse.Namespace) -> None:
         val_fraction=args.val_fraction,
         min_steps=args.min_steps,
     )
+    dims = sorted(set(args.dims or []), reverse=True)
+    full = int(data.x_train.shape[1])
     results = run_probes(data, args.probes, cfg, knn_k=args.knn_k)
+    per_dim = {full: results}
+    for dim in dims:
+        if dim != full:
+            per_dim[dim] = run_probes(data.prefix(dim), args.probes, cfg, knn_k=args.knn_k)
     rows = [
         {
             "probe": name,
+            "dim": dim,
             "balanced_accuracy": headline(r),
             "balanced_accuracy_std": r.get("balanced_accuracy_std", 0.0),
             "eval_split": r["eval_split"],
             "monitor_split": r.get("monitor_split", ""),
         }
-        for name, r in results.items()
+        for dim, res in per_dim.items()
+        for name, r in res.items()
     ]
     sizes = {
         "n_train": len(data.y_train),
@@ -137,12 +151,20 @@ def run(args: argparse.Namespace) -> None:
         args.out,
         "probe",
         resolved_args(args),
-        {"probes": results, "data": sizes},
+        {
+            "probes": results,
+            "data": sizes,
+            **({"probes_by_dim": {str(d): r for d, r in per_dim.items()}} if dims else {}),
+        },
         rows,
         table="probes.csv",
     )
     for r in rows:
-        line = f"{r['probe']}: balanced_accuracy={r['balanced_accuracy']:.4f} ({r['eval_split']})"
-        if "monitor" in results[r["probe"]]:
-            line += f"; {describe_monitor(results[r['probe']]['monitor'])}"
+        at = f" @{r['dim']}" if dims else ""
+        line = (
+            f"{r['probe']}{at}: balanced_accuracy={r['balanced_accuracy']:.4f} ({r['eval_split']})"
+        )
+        monitor = per_dim[r["dim"]][r["probe"]].get("monitor")
+        if monitor is not None:
+            line += f"; {describe_monitor(monitor)}"
         print(line)

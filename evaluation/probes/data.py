@@ -1,5 +1,8 @@
 """Labelled embedding splits handed to the probes."""
 
+from __future__ import annotations
+
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,6 +30,18 @@ class ProbeData:
     classes: list[str]
     groups_train: np.ndarray | None = None
     group_name: str = "slide"
+
+    def prefix(self, dim: int) -> ProbeData:
+        """The same data with only the first `dim` embedding dimensions (a Matryoshka size)."""
+        width = self.x_train.shape[1]
+        if not 0 < dim <= width:
+            raise ProbeInputError(f"--dims {dim}: the embeddings have {width} dimensions")
+        return dataclasses.replace(
+            self,
+            x_train=self.x_train[:, :dim],
+            x_val=self.x_val[:, :dim],
+            x_test=self.x_test[:, :dim],
+        )
 
     def __post_init__(self) -> None:
         """Check shapes and that there is something to train and to score on."""
