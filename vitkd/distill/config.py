@@ -145,12 +145,34 @@ class StudentConfig:
             previous stage's export; `None` is timm's random init.
         kwargs: extra timm constructor arguments (e.g. `drop_path_rate`).
         grad_checkpointing: recompute activations in the backward pass to save memory.
+        key: the student's label in a `model.students` family: its loss columns
+            (`train/<key>|feature_cls`) and its export folder (`export_<key>/`); `None`:
+            `student`, `student2`, ... in list order. Letters, digits, `_` and `-` only.
     """
 
     name: str = "h0-mini"
     weights: str | None = None
     kwargs: dict[str, Any] = field(default_factory=dict)
     grad_checkpointing: bool = False
+    key: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.key is not None and not _KEY.fullmatch(self.key):
+            raise ValueError(
+                f"model.student key={self.key!r}: use letters, digits, '_' and '-' only "
+                "(it names loss columns and the export folder)"
+            )
+
+
+def student_keys(students: list[StudentConfig]) -> list[str]:
+    """Unique labels of a family: each `key`, else `student`, `student2`, ... by position."""
+    keys = [
+        cfg.key or ("student" if i == 0 else f"student{i + 1}") for i, cfg in enumerate(students)
+    ]
+    repeated = sorted({k for k in keys if keys.count(k) > 1})
+    if repeated:
+        raise ValueError(f"model.students: key(s) {repeated} used twice; give each its own `key`")
+    return keys
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,6 +25,7 @@ from vitkd.distill.config import (
     as_config,
 )
 from vitkd.distill.ema import ema_update
+from vitkd.distill.family import MEMBER_SEP, FamilyMember, resolve_students, split_member
 from vitkd.distill.fsdp2 import DistillFSDP2Strategy
 from vitkd.distill.objectives import (
     FeatureObjective,
@@ -47,6 +48,7 @@ from vitkd.distill.teacher_set import (
 )
 from vitkd.losses import KoLeoLoss
 from vitkd.models import Backbone, Tokens, build_student, build_teacher, check_alignable
+from vitkd.models.builtin import check_student_weights
 from vitkd.models.phis import PhiS
 from vitkd.schedules import cosine, scaled_lr, warmup_cosine
 
@@ -128,6 +130,7 @@ class DistillationModule(L.LightningModule):
         balance: BalanceConfig = DEFAULT_BALANCE,
         matryoshka: list[int] | None = None,
         matryoshka_weights: list[float] | None = None,
+        students: list[StudentConfig] | None = None,
     ) -> None:
         super().__init__()
         self.teacher_cfg = as_config(TeacherConfig, teacher)
@@ -139,11 +142,13 @@ class DistillationModule(L.LightningModule):
         self.balance = as_config(BalanceConfig, balance)
         configs, listed = resolve_teachers(self.teacher_cfg, teachers)
         self.teacher_cfg = configs[0]
+        family, self.student_keys = resolve_students(self.student_cfg, students)
+        self.student_cfg = family[0]
         # plain dicts, so checkpoints load with torch.load(weights_only=True)
         self.save_hyperparameters(
             {
                 "teacher": asdict(self.teacher_cfg) if not listed else asdict(TeacherConfig()),
-                "student": asdict(self.student_cfg),
+                "student": asdict(self.student_cfg) if not students else asdict(StudentConfig()),
                 "targets": targets,
                 "losses": asdict(self.losses),
                 "heads": asdict(self.heads_cfg),
@@ -154,6 +159,7 @@ class DistillationModule(L.LightningModule):
                 "balance": asdict(self.balance),
                 "matryoshka": list(matryoshka) if matryoshka else None,
                 "matryoshka_weights": list(matryoshka_weights) if matryoshka_weights else None,
+                "students": [asdict(c) for c in family] if students else None,
             }
         )
         if targets == "auto":
@@ -170,12 +176,21 @@ class DistillationModule(L.LightningModule):
                 "embeddings (model.matryoshka) regress teacher features; use model.targets: "
                 "features"
             )
+        if len(family) > 1 and (targets != "features" or matryoshka):
+            raise ValueError(
+                "model.students (a family) distils teacher features into students of their own "
+                "widths: use model.targets: features, without model.matryoshka"
+            )
         # checked before anything is built: a missing file must not wait for a 1.1 B model
         entries, student_weights = check_teachers(
             configs, listed, self.student_cfg.weights, self.self_distill
         )
         self.teacher_entries: list[TeacherEntry] = entries
         self.teacher_weights_path = entries[0].weights_path
+        member_weights = [
+            check_student_weights(cfg.weights, f"model.students[{i}].weights")
+            for i, cfg in enumerate(family[1:], start=1)
+        ]
 
         with torch.random.fork_rng():
             if not self.self_distill:
@@ -215,6 +230,24 @@ class DistillationModule(L.LightningModule):
                     heads["ibot"] = self.objective.ibot_head
                 self.teacher_heads = copy.deepcopy(nn.ModuleDict(heads))
                 self.teacher_heads.requires_grad_(False).eval()
+            if len(family) > 1:
+                members = {}
+                for i, (key, cfg, weights) in enumerate(
+                    zip(self.student_keys[1:], family[1:], member_weights, strict=True), start=1
+                ):
+                    # each member its own stream; the first student keeps `seed + 1`
+                    torch.manual_seed(seed + 1 + 7919 * i)
+                    model = build_student(cfg.name, weights, with_mask_token=False, **cfg.kwargs)
+                    if cfg.grad_checkpointing:
+                        model.model.set_grad_checkpointing(True)
+                    members[key] = FamilyMember(
+                        model,
+                        [
+                            self._feature_objective(model.embed_dim, t.embed_dim)
+                            for t in teacher_models
+                        ],
+                    )
+                self.family = nn.ModuleDict(members)
         if len(entries) > 1:
             # the first teacher keeps today's attribute names (`teacher`, `objective`): a
             # one-teacher run, listed or not, is the module it always was
@@ -324,11 +357,14 @@ class DistillationModule(L.LightningModule):
         apply_speed(self.student, self.teacher_backbone, self.speed)
         for model in self.teacher_models()[1:]:
             apply_speed(None, model, self.speed)
+        for member in self.family_members().values():
+            apply_speed(member.student, member.ema, replace(self.speed, compile_teacher=False))
         strategy = self._trainer.strategy if self._trainer is not None else None
         if isinstance(strategy, DistillFSDP2Strategy):
-            if len(self.teacher_entries) > 1:
+            if len(self.teacher_entries) > 1 or self.family_members():
                 raise ValueError(
-                    "FSDP2 shards one teacher; several teachers (model.teachers) run under DDP "
+                    "FSDP2 shards one teacher and one student; several teachers "
+                    "(model.teachers) or students (model.students) run under DDP "
                     "(trainer.strategy: ddp) for now"
                 )
             strategy.shard(self)
@@ -392,6 +428,15 @@ class DistillationModule(L.LightningModule):
             patch_embed_lr_mult=self.optim.patch_embed_lr_mult,
         )
         groups += head_param_groups(self.objective.named_parameters())
+        for member in self.family_members().values():
+            # each member its own groups: its layer decay runs over its own depth
+            groups += backbone_param_groups(
+                member.student.named_parameters(),
+                num_layers=len(member.student.model.blocks),
+                layer_decay=self.optim.layer_decay,
+                patch_embed_lr_mult=self.optim.patch_embed_lr_mult,
+            )
+            groups += head_param_groups(member.objectives.named_parameters())
         fused = self.optim.fused == "on" or (
             self.optim.fused == "auto" and self.trainer.strategy.root_device.type == "cuda"
         )
@@ -491,26 +536,53 @@ class DistillationModule(L.LightningModule):
         local_cls: torch.Tensor | None,
         n_images: int,
     ) -> dict[str, torch.Tensor]:
-        """Every teacher's feature terms, and each image's CLS disagreement."""
+        """Every teacher's feature terms for every student of the family (one teacher forward
+        each), and each image's CLS disagreement (the first student's)."""
+        targets = [self.teacher_targets(batch, i) for i in range(len(self.teacher_entries))]
+        terms, disagreement = self._student_terms(
+            student, local_cls, targets, self.teacher_objectives(), n_images
+        )
+        if disagreement is not None:
+            self.per_image_loss = disagreement.view(-1, n_images).mean(dim=0)
+        for key, member in self.family_members().items():
+            tokens = member.student.forward_tokens(batch["global"])
+            local = None
+            if batch["local"].shape[0] > 0:
+                local = member.student.forward_tokens(batch["local"]).cls
+            sub, _ = self._student_terms(tokens, local, targets, list(member.objectives), n_images)
+            terms.update({f"{key}{MEMBER_SEP}{name}": value for name, value in sub.items()})
+        return terms
+
+    def _student_terms(
+        self,
+        student: Tokens,
+        local_cls: torch.Tensor | None,
+        targets: list[tuple[Tokens, torch.Tensor | None]],
+        objectives: list[nn.Module],
+        n_images: int,
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+        """One student's terms against every teacher, and its weighted CLS disagreement."""
         several = len(self.teacher_entries) > 1
         terms: dict[str, torch.Tensor] = {}
         disagreement = None
-        for i, (entry, objective) in enumerate(
-            zip(self.teacher_entries, self.teacher_objectives(), strict=True)
+        for entry, objective, (teacher, position) in zip(
+            self.teacher_entries, objectives, targets, strict=True
         ):
-            teacher, position = self.teacher_targets(batch, i)
             sub = objective(student, local_cls, teacher, n_images, teacher_index=position)
             prefix = f"{entry.key}/" if several else ""
             terms.update({prefix + name: value for name, value in sub.items()})
             if objective.cls_disagreement is not None:
                 part = objective.cls_disagreement * entry.config.cls_weight
                 disagreement = part if disagreement is None else disagreement + part
-        if disagreement is not None:
-            self.per_image_loss = disagreement.view(-1, n_images).mean(dim=0)
-        return terms
+        return terms, disagreement
+
+    def family_members(self) -> dict[str, FamilyMember]:
+        """The family's further students by key (empty for one student)."""
+        return dict(getattr(self, "family", {}).items())
 
     def term_weight(self, name: str) -> float:
         """The weight of loss term `name` (0 for a teacher dropped this step)."""
+        _, name = split_member(name)
         key = name.split("/", 1)[0] if "/" in name else None
         if key is not None and key in self._dropped:
             return 0.0
@@ -602,8 +674,20 @@ class DistillationModule(L.LightningModule):
         gradient_clip_algorithm: str | None = None,
     ) -> None:
         clip = gradient_clip_val if gradient_clip_val is not None else self.optim.clip_grad
-        if clip:
+        if not clip:
+            return
+        members = self.family_members()
+        if not members:
             self.clip_gradients(optimizer, gradient_clip_val=clip, gradient_clip_algorithm="norm")
+            return
+        # a family: each student clipped on its own norm, as if it trained alone
+        mine = {id(p) for m in members.values() for p in m.parameters()}
+        first = [p for p in self.parameters() if p.requires_grad and id(p) not in mine]
+        torch.nn.utils.clip_grad_norm_(first, clip)
+        for member in members.values():
+            torch.nn.utils.clip_grad_norm_(
+                [p for p in member.parameters() if p.requires_grad], clip
+            )
 
     @override
     def optimizer_step(
@@ -620,6 +704,8 @@ class DistillationModule(L.LightningModule):
         # `global_step` still counts the steps before this one here.
         momentum = self.schedule(self.global_step, self._step_images)["ema_momentum"]
         ema_update(self.ema, self.student, momentum)
+        for member in self.family_members().values():
+            ema_update(member.ema, member.student, momentum)
         # the softmax centres likewise: the mean over every micro-batch of this step
         if isinstance(self.objective, PrototypeObjective):
             self.objective.step_centers()

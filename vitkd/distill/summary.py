@@ -101,6 +101,7 @@ class RunSummary(L.Callback):
         if self.export:
             names.append("ema")
             names += ["objective", "extra_objectives", "standardizers"]
+            names += [f"family.{key}.ema" for key in pl_module.family_members()]
             if not pl_module.self_distill and pl_module.teacher_weights_path is None:
                 # a random teacher exists nowhere else: keep it so the run can be evaluated later
                 names.append("teacher")
@@ -139,6 +140,23 @@ class RunSummary(L.Callback):
             export_dir = export_backbone(
                 pl_module.ema, run_dir / "export", extra=extra, state_dict=weights["ema"]
             )
+        family_dirs = {}
+        for key in pl_module.family_members():
+            name = f"family.{key}.ema"
+            if name in weights:
+                family_dirs[key] = str(
+                    export_backbone(
+                        pl_module.get_submodule(name),
+                        run_dir / f"export_{key}",
+                        extra={
+                            "teacher": _teacher_name(pl_module),
+                            "source": "ema",
+                            "family_member": key,
+                            "seed": int(pl_module.hparams.seed),
+                        },
+                        state_dict=weights[name],
+                    )
+                )
         teacher_dir = None
         if "teacher" in weights:
             teacher_dir = export_backbone(
@@ -167,6 +185,7 @@ class RunSummary(L.Callback):
             "fidelity_before": self.before,
             "fidelity_after": after,
             "export": str(export_dir) if export_dir else None,
+            "family_exports": family_dirs,
             "teacher_export": str(teacher_dir) if teacher_dir else None,
         }
         path = run_dir / "summary.json"

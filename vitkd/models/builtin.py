@@ -77,3 +77,14 @@ def check_model_weights(
         if path is not None:
             weight_files(path)
     return teacher_path, student_path
+
+
+def check_student_weights(value: str | None, key: str) -> str | None:
+    """The local path of a student's starting weights (`None`: random init), checked to exist."""
+    path = resolve_weights(value, key)
+    if path is not None:
+        try:
+            weight_files(path)
+        except FileNotFoundError as err:
+            raise type(err)(f"{key}: {err}") from None
+    return path
