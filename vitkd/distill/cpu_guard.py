@@ -27,6 +27,7 @@ class StepEstimate:
     student_params: int
     flops: float
     cpu_gflops: float
+    teacher_flops: float = 0.0  # the teacher forward's part of `flops`
 
     @property
     def seconds(self) -> float:
@@ -94,8 +95,8 @@ def estimate_step(model: dict[str, Any], data: dict[str, Any]) -> StepEstimate:
     else:
         t_cfg = model.get("teacher") or {}
         teacher = _vit_shape(t_cfg.get("name", "h-optimus-0"), dict(t_cfg.get("kwargs") or {}))
-    flops += _forward_flops(teacher, g_side, n_g * batch)
-    return StepEstimate(teacher[0], student[0], flops, cpu_gflops())
+    teacher_flops = _forward_flops(teacher, g_side, n_g * batch)
+    return StepEstimate(teacher[0], student[0], flops + teacher_flops, cpu_gflops(), teacher_flops)
 
 
 def check_cpu_run(
