@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -132,6 +133,7 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--steps", type=int, default=10, help="timed optimiser steps per side")
     p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=3, help="alternating rounds (median taken)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, help="also write the table here (Markdown)")
@@ -145,26 +147,34 @@ def main(argv: list[str] | None = None) -> None:
         "",
         f"demo teacher; students {[s[0] for s in STUDENTS]} (depth, width): "
         f"{[(d, w) for _, d, w, _ in STUDENTS]}; batch {n}, 2 x 112 px + 4 x 56 px crops; "
-        f"{args.steps} timed steps after {args.warmup}",
+        f"{args.steps} timed steps after {args.warmup}, median of {args.rounds} alternating rounds",
         "",
         "| run | steps/s | student-samples/s | teacher share of a step's FLOPs |",
         "| --- | --- | --- | --- |",
     ]
+    # rounds alternate the four runs, so a change in machine load hits every side alike;
+    # each run's rate is its median over the rounds
+    modules = {spec[0]: build([spec], demo, args.seed) for spec in STUDENTS}
+    modules["family"] = build(list(STUDENTS), demo, args.seed)
+    rates: dict[str, list[float]] = {name: [] for name in modules}
+    for r in range(args.rounds):
+        for name, module in modules.items():
+            rates[name].append(steps_per_second(module, batches, args.warmup))
+        print(f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:.3f}" for k, v in rates.items()))
+    rate = {name: statistics.median(v) for name, v in rates.items()}
     separate_seconds = 0.0
     for spec in STUDENTS:
-        module = build([spec], demo, args.seed)
-        rate = steps_per_second(module, batches, args.warmup)
-        separate_seconds += 1.0 / rate
-        share = teacher_share(module, batches[0])
-        lines.append(f"| separate {spec[0]} | {rate:.3f} | {rate * n:.1f} | {share:.2f} |")
-        print(lines[-1], flush=True)
+        key = spec[0]
+        separate_seconds += 1.0 / rate[key]
+        share = teacher_share(modules[key], batches[0])
+        lines.append(f"| separate {key} | {rate[key]:.3f} | {rate[key] * n:.1f} | {share:.2f} |")
     separate = len(STUDENTS) * n / separate_seconds
     lines.append(f"| separate, all {len(STUDENTS)} in turn | – | {separate:.1f} | – |")
-    family = build(list(STUDENTS), demo, args.seed)
-    rate = steps_per_second(family, batches, args.warmup)
-    share = teacher_share(family, batches[0])
-    together = rate * n * len(STUDENTS)
-    lines.append(f"| family of {len(STUDENTS)} | {rate:.3f} | {together:.1f} | {share:.2f} |")
+    share = teacher_share(modules["family"], batches[0])
+    together = rate["family"] * n * len(STUDENTS)
+    lines.append(
+        f"| family of {len(STUDENTS)} | {rate['family']:.3f} | {together:.1f} | {share:.2f} |"
+    )
     separate_flops, family_flops = full_size_projection()
     lines += [
         "",

@@ -167,6 +167,10 @@ def test_two_teachers_train_and_checkpoints_hold_no_teacher(tmp_path) -> None:
     module = _two_teacher_module()
     run = trainer(tmp_path, max_steps=2, enable_checkpointing=True)
     run.fit(module, tiny_data())
+    optimised = {id(p) for g in run.optimizers[0].param_groups for p in g["params"]}
+    for teacher in module.teacher_models():
+        assert not any(id(p) in optimised or p.requires_grad for p in teacher.parameters())
+    assert {id(p) for p in module.extra_objectives.parameters()} <= optimised
     ckpt = next(tmp_path.rglob("*.ckpt"))
     state = torch.load(ckpt, weights_only=True, map_location="cpu")
     assert not [k for k in state["state_dict"] if k.startswith(("teacher.", "extra_teachers."))]
