@@ -427,7 +427,8 @@ class DistillationModule(L.LightningModule):
             layer_decay=self.optim.layer_decay,
             patch_embed_lr_mult=self.optim.patch_embed_lr_mult,
         )
-        groups += head_param_groups(self.objective.named_parameters())
+        for objective in self.teacher_objectives():
+            groups += head_param_groups(objective.named_parameters())
         for member in self.family_members().values():
             # each member its own groups: its layer decay runs over its own depth
             groups += backbone_param_groups(
