@@ -83,6 +83,10 @@ class TileSource:
             that failed on any rank is left out on every rank, so all ranks see the same tiles.
         domains: keep only the slides of these domains (organ, site or scanner): every
             `slides` entry must then be a CSV with a `domain` column (`slides.select_domains`).
+        cache: a teacher-feature cache folder (`python -m vitkd.cache`): tiles and the
+            teachers' targets are read from it and the cached teachers do not run. Its global
+            crops are grid-aligned, mirrored and turned (`vitkd.cache.collate`); the slide
+            options above are the cache's and are not used.
     """
 
     slides: list[str] | None = None
@@ -97,6 +101,7 @@ class TileSource:
     holdout_max_tiles: int = 256
     skip_errors: bool = False
     domains: list[str] | None = None
+    cache: str | None = None
 
 
 # the CLI shows them as the complete default configuration; frozen, and deep-copied by each
@@ -204,7 +209,9 @@ class DistillDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.train_tiles is not None:
             return
-        if self.source.tiles is not None:
+        if self.source.cache is not None:
+            self._setup_cache()
+        elif self.source.tiles is not None:
             folder = slides.TileFolder(self.source.tiles)
             train, hold = split_holdout(
                 len(folder),
@@ -222,6 +229,19 @@ class DistillDataModule(L.LightningDataModule):
                 f"{self.source.mpp} um/px, {self.source.tile_size} px, min_tissue "
                 f"{self.source.min_tissue}; lower data.source.min_tissue or check the slides"
             )
+
+    def _setup_cache(self) -> None:
+        from vitkd.cache.source import open_cache
+
+        module = self.trainer.lightning_module if self.trainer is not None else None
+        self.cache_tiles, self.train_tiles, self.holdout_tiles = open_cache(
+            self.source.cache,
+            self.batch_size,
+            self.source.holdout_fraction,
+            self.source.holdout_max_tiles,
+            self.seed,
+            module,
+        )
 
     def _setup_slides(self) -> None:
         paths = self.slide_paths()
@@ -361,6 +381,14 @@ class DistillDataModule(L.LightningDataModule):
         return self.augment_device == "gpu"
 
     def _dataset_and_collate(self) -> tuple[Dataset, object]:
+        if self.source.cache is not None:
+            if self.augment_on_device():
+                raise ValueError("data.source.cache crops on the CPU: set data.augment_device: cpu")
+            from vitkd.cache.source import cached_loader_parts
+
+            return cached_loader_parts(
+                self.cache_tiles, self.train_tiles, self.crops, self.masking, self.seed
+            )
         if not self.augment_on_device():
             dataset = MultiCropDataset(self.train_tiles, self.multicrop(), seed=self.seed)
             return dataset, MultiCropCollate(self.masking, self.crops.global_size)

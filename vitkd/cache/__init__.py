@@ -1,0 +1,14 @@
+"""Offline teacher-feature cache: teachers run once over tiles; training reads their targets."""
+
+from vitkd.cache.errors import CacheError, CacheMismatchError
+from vitkd.cache.fingerprint import same_fingerprint, teacher_fingerprint
+from vitkd.cache.manifest import CacheManifest, read_manifest
+
+__all__ = [
+    "CacheError",
+    "CacheManifest",
+    "CacheMismatchError",
+    "read_manifest",
+    "same_fingerprint",
+    "teacher_fingerprint",
+]
