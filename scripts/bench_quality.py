@@ -144,7 +144,7 @@ def distil(
         teacher=teacher or TeacherConfig(),
         student=StudentConfig(name=m["student"]["name"], kwargs=dict(m["student"]["kwargs"])),
         targets=targets,
-        losses=LossConfig(),
+        losses=module_kwargs.pop("losses", LossConfig()),
         heads=heads,
         optim=OptimConfig(**m["optim"]),
         seed=args.seed,
