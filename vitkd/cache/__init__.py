@@ -1,8 +1,8 @@
 """Offline teacher-feature cache: teachers run once over tiles; training reads their targets."""
 
 from vitkd.cache.errors import CacheError, CacheMismatchError
-from vitkd.cache.fingerprint import same_fingerprint, teacher_fingerprint
 from vitkd.cache.manifest import CacheManifest, read_manifest
+from vitkd.models.fingerprint import same_fingerprint, teacher_fingerprint
 
 __all__ = [
     "CacheError",

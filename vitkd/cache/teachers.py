@@ -9,10 +9,10 @@ from typing import Any
 import torch
 
 from vitkd.cache.errors import CacheError
-from vitkd.cache.fingerprint import teacher_fingerprint
-from vitkd.distill.config import TeacherConfig, as_config
+from vitkd.distill.config import TeacherConfig, as_config, teacher_keys
 from vitkd.models import Backbone, build_teacher
 from vitkd.models.builtin import check_model_weights
+from vitkd.models.fingerprint import teacher_fingerprint
 
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
@@ -61,22 +61,12 @@ class CacheTeacher:
         return _DTYPES[wanted]
 
 
-def _has_key_field() -> bool:
-    return any(f.name == "key" for f in dataclasses.fields(TeacherConfig))
-
-
-def _keys(configs: list[TeacherConfig], given: list[str | None]) -> list[str]:
-    """The module's labels (`vitkd.distill.config.teacher_keys`) where it exists, else each
-    given key or the name; keys must be unique (they name the cache's entries)."""
+def _keys(configs: list[TeacherConfig]) -> list[str]:
+    """The module's labels (`teacher_keys`); unique, they name the cache's entries."""
     try:
-        from vitkd.distill.config import teacher_keys
-    except ImportError:
-        keys = [k or c.name for k, c in zip(given, configs, strict=True)]
-    else:
-        keys = teacher_keys(configs)
-    if len(set(keys)) != len(keys):
-        raise CacheError(f"teacher keys {keys} repeat; give each teacher a distinct `key`")
-    return keys
+        return teacher_keys(configs)
+    except ValueError as err:
+        raise CacheError(str(err)) from None
 
 
 def teacher_blocks(model: dict[str, Any]) -> list[tuple[str, TeacherConfig]]:
@@ -87,14 +77,11 @@ def teacher_blocks(model: dict[str, Any]) -> list[tuple[str, TeacherConfig]]:
     (made safe, numbered on repeats).
     """
     blocks = model.get("teachers") or [model.get("teacher") or {}]
-    configs, given = [], []
+    configs = []
     for block in blocks:
         block = dict(block) if isinstance(block, dict) else dataclasses.asdict(block)
-        given.append(block.get("key"))
-        if not _has_key_field():  # `TeacherConfig.key` not there yet: keep it out
-            block.pop("key", None)
         configs.append(as_config(TeacherConfig, block))
-    return list(zip(_keys(configs, given), configs, strict=True))
+    return list(zip(_keys(configs), configs, strict=True))
 
 
 def build_teachers(blocks: list[tuple[str, TeacherConfig]], seed: int = 0) -> list[CacheTeacher]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from vitkd.cache.errors import CacheMismatchError
-from vitkd.cache.fingerprint import same_fingerprint, teacher_fingerprint
 from vitkd.cache.manifest import CacheManifest
+from vitkd.models.fingerprint import same_fingerprint, teacher_fingerprint
 
 
 def module_teachers(module: Any) -> dict[str, dict[str, Any]]:

@@ -49,6 +49,7 @@ from vitkd.distill.teacher_set import (
 from vitkd.losses import KoLeoLoss
 from vitkd.models import Backbone, Tokens, build_student, build_teacher, check_alignable
 from vitkd.models.builtin import check_student_weights
+from vitkd.models.fingerprint import same_fingerprint, teacher_fingerprint
 from vitkd.models.phis import PhiS
 from vitkd.schedules import cosine, scaled_lr, warmup_cosine
 
@@ -749,7 +750,7 @@ class DistillationModule(L.LightningModule):
         for entry in self.teacher_entries:
             value = saved.get(entry.key, {}).get("fingerprint")
             mine = self._teacher_fingerprints[entry.key]
-            if value is not None and abs(value - mine) > 1e-6 * (1 + abs(value)):
+            if value is not None and not same_fingerprint(value, mine):
                 raise ValueError(
                     f"this checkpoint was trained with a different teacher {entry.key!r} "
                     f"({saved[entry.key]}) than the configured one ({entry.config.name}, "
@@ -770,23 +771,13 @@ class DistillationModule(L.LightningModule):
         by teacher key; empty for self-distillation, whose teacher is trained state saved in
         the checkpoint."""
         return {
-            entry.key: weights_fingerprint(model)
+            entry.key: teacher_fingerprint(model)
             for entry, model in zip(self.teacher_entries, self.teacher_models(), strict=False)
         }
 
     def teacher_fingerprint(self) -> float:
         """The first teacher's fingerprint (`teacher_fingerprints`); 0 for self-distillation."""
         return self.teacher_fingerprints().get(self.teacher_entries[0].key, 0.0)
-
-
-def weights_fingerprint(model: nn.Module) -> float:
-    """A cheap, order-dependent checksum of a model's weights: the float64 sum of every 64th
-    value of each parameter times its position. Equal weights give equal sums on any device."""
-    total = torch.zeros((), dtype=torch.float64)
-    for i, p in enumerate(model.parameters()):
-        flat = p.detach().reshape(-1)
-        total += (flat[:: max(1, flat.numel() // 64)].double().cpu() * (i + 1)).sum()
-    return float(total)
 
 
 def _check_sizes(

@@ -9,7 +9,7 @@ from cache_fixtures import cache_data, quiet_trainer, tiny_module
 
 from vitkd.cache import CacheError, CacheMismatchError, read_manifest
 from vitkd.cache.dataset import CacheTiles
-from vitkd.cache.fingerprint import teacher_fingerprint
+from vitkd.models.fingerprint import teacher_fingerprint
 
 
 def test_fingerprint_is_the_modules() -> None:

@@ -125,7 +125,7 @@ def _equivariant(teacher: CacheTeacher) -> CacheTeacher:
         w.copy_(
             sum(_torch_view(w.permute(2, 3, 0, 1), f, t) for f, t in D4).permute(2, 3, 0, 1) / 8
         )
-    from vitkd.cache.fingerprint import teacher_fingerprint
+    from vitkd.models.fingerprint import teacher_fingerprint
 
     teacher.fingerprint = teacher_fingerprint(teacher.backbone)
     return teacher

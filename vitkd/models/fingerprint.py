@@ -1,4 +1,4 @@
-"""Teacher fingerprint: the float64 probe sum `DistillationModule` checks on resume."""
+"""Weights fingerprint: the float64 probe sum checked on resume and by the feature cache."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ FINGERPRINT_RTOL = 1e-6
 def teacher_fingerprint(teacher: nn.Module) -> float:
     """A cheap, order-dependent checksum of a teacher's weights.
 
-    The same probe as `DistillationModule.teacher_fingerprint`: every 1/64th element of each
-    parameter, in float64, times the parameter's rank, summed. Take it in fp32 (before any
-    bf16 cast), as the module does.
+    Every 1/64th element of each parameter, in float64, times the parameter's rank, summed;
+    equal weights give equal sums on any device. Take it in fp32 (before any bf16 cast), as
+    `DistillationModule` does for its resume check and `vitkd.cache` for its manifest.
     """
     total = torch.zeros((), dtype=torch.float64)
     for i, p in enumerate(teacher.parameters()):
