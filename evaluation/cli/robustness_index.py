@@ -50,7 +50,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="VALUE",
         help="leave out rows whose group/subset is one of these (PathoROB drops OOD)",
     )
-    p.add_argument("--k", default="auto", help=f"RI neighbours: {K_CHOICES} (default auto)")
+    p.add_argument(
+        "--pathorob-dataset",
+        choices=["camelyon", "tcga", "tolkach_esca"],
+        help="PathoROB's defaults for one of its cohorts: its k (camelyon 11, tcga 61, "
+        "tolkach_esca 46) unless --k is given, OOD rows left out of RI/MaRI/CRoMa/clustering "
+        "(--drop-group OOD) and used as the APD's out-of-domain test set, its patches per "
+        "slide (300 / 30 / 100) and its class and centre order; tolkach_esca also needs "
+        "--apd-case-splits",
+    )
+    p.add_argument(
+        "--k", help=f"RI neighbours: {K_CHOICES} (default auto, or the --pathorob-dataset k)"
+    )
     p.add_argument("--m", type=int, default=5, help="CRoMa typed neighbours per side (default 5)")
     p.add_argument("--tau", type=float, help="MaRI temperature (default: median typed distance)")
     p.add_argument(
@@ -80,6 +91,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="run the sweep on these two centres only (its design needs 2 centres, or 4x4)",
     )
     p.add_argument(
+        "--apd-ood-group",
+        metavar="VALUE",
+        help="rows whose group/subset is VALUE are the APD's out-of-domain test set: scored, "
+        "never trained on (PathoROB's metadata: OOD, the default with --pathorob-dataset)",
+    )
+    p.add_argument(
+        "--apd-ood-centres",
+        nargs="+",
+        default=[],
+        metavar="CENTRE",
+        help="rows of these centres are the APD's out-of-domain test set (never trained on)",
+    )
+    p.add_argument(
+        "--apd-case-splits",
+        type=Path,
+        help="PathoROB's case-level train/test splits (its pathorob/resources/"
+        "tolkach_splits.json): test cases are held out of every class of their centre",
+    )
+    p.add_argument(
         "--clustering-trials",
         type=int,
         default=50,
@@ -94,11 +124,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def parse_k(value: str) -> int | None:
+def parse_k(value: str | None) -> int | None:
     """--k as an integer, None for auto, or PathoROB's default of a named dataset."""
     from evaluation.robustness_index import PATHOROB_DEFAULT_K
 
-    if value == "auto":
+    if value is None or value == "auto":
         return None
     if value in PATHOROB_DEFAULT_K:
         return PATHOROB_DEFAULT_K[value]
@@ -147,6 +177,7 @@ def summary_row(name: str, r: dict) -> dict[str, object]:
         (None, mari.get("note")),
         (None, croma.get("note")),
         ("APD/nIPD", probe.get("note")),
+        ("APD out-of-domain", probe.get("ood_note") if probe.get("n_ood") else None),
         ("clustering", clus.get("note")),
     ]
     notes = "; ".join(f"{k}: {x}" if k else x for k, x in dict.fromkeys(named) if x)
@@ -164,6 +195,7 @@ def summary_row(name: str, r: dict) -> dict[str, object]:
         "croma_support": croma.get("support"),
         "ri_support": ri.get("support"),
         "apd": probe.get("apd", float("nan")),
+        "apd_ood": probe.get("apd_ood", float("nan")),
         "nipd": probe.get("nipd", float("nan")),
         "clustering_score": clus.get("clustering_score", float("nan")),
         "clustering_score_std": clus.get("clustering_score_std", float("nan")),
@@ -172,26 +204,100 @@ def summary_row(name: str, r: dict) -> dict[str, object]:
     }
 
 
-def probe_for(x: np.ndarray, manifest: "Manifest", keep: np.ndarray, args) -> dict:
-    """APD / nIPD of one encoder's kept rows, on the --apd-centres when given."""
+def apply_pathorob_dataset(args: argparse.Namespace) -> dict:
+    """Fill PathoROB's defaults for --pathorob-dataset into `args`; returns the class and
+    centre order its APD codes follow (empty without a dataset)."""
+    from evaluation.robustness_index.probe_schedule import (
+        PATHOROB_APD_CENTRES,
+        PATHOROB_APD_CLASSES,
+        PATHOROB_APD_DESIGN,
+    )
+
+    name = args.pathorob_dataset
+    if name is None:
+        return {}
+    if args.k is None:
+        args.k = name
+    if args.apd_ood_group is None:
+        args.apd_ood_group = "OOD"
+    if not args.drop_group:
+        args.drop_group = [args.apd_ood_group]
+    if args.apd_rows_per_slide is None:
+        args.apd_rows_per_slide = PATHOROB_APD_DESIGN[name][2]
+    if name == "tolkach_esca" and args.apd_case_splits is None and args.apd_iterations > 0:
+        raise ValueError(
+            "--pathorob-dataset tolkach_esca: PathoROB's APD draws case-level splits; pass "
+            "--apd-case-splits with pathorob/resources/tolkach_splits.json from its "
+            "repository (or --apd-iterations 0)"
+        )
+    return {
+        "class_order": PATHOROB_APD_CLASSES[name],
+        "centre_order": PATHOROB_APD_CENTRES[name][0],
+    }
+
+
+def ood_rows(manifest: "Manifest", args: argparse.Namespace) -> np.ndarray:
+    """Rows of the APD's out-of-domain test set: --apd-ood-group rows, --apd-ood-centres rows.
+
+    Raises:
+        ManifestError: an --apd-ood-centres centre has no row.
+    """
+    from evaluation.robustness_index.manifest import ManifestError
+
+    ood = np.zeros(len(manifest), dtype=bool)
+    if args.apd_ood_group is not None:
+        if manifest.group is None:
+            raise ManifestError("--apd-ood-group needs a group column (group or subset)")
+        ood |= manifest.group.astype(str) == args.apd_ood_group
+    if args.apd_ood_centres:
+        centre = manifest.centre.astype(str)
+        missing = sorted(set(args.apd_ood_centres) - set(centre))
+        if missing:
+            raise ManifestError(f"--apd-ood-centres: no row has centre {', '.join(missing)}")
+        ood |= np.isin(centre, args.apd_ood_centres)
+    return ood
+
+
+def probe_for(
+    x: np.ndarray,
+    manifest: "Manifest",
+    rows: np.ndarray,
+    x_ood: np.ndarray,
+    ood: np.ndarray,
+    args,
+    order: dict,
+) -> dict:
+    """APD (in- and out-of-domain) / nIPD of one encoder: trained on `rows` (on the
+    --apd-centres when given), the `ood` rows scored as the out-of-domain test set."""
+    import json
+
     from evaluation.robustness_index.downstream import probe_robustness
     from evaluation.robustness_index.manifest import ManifestError
 
-    use = np.ones(int(keep.sum()), dtype=bool)
-    centre = manifest.centre[keep].astype(str)
+    centre = manifest.centre[rows].astype(str)
+    use = np.ones(int(rows.sum()), dtype=bool)
     if args.apd_centres:
         missing = sorted(set(args.apd_centres) - set(centre))
         if missing:
             raise ManifestError(f"--apd-centres: no kept row has centre {', '.join(missing)}")
         use = np.isin(centre, args.apd_centres)
+    splits = None
+    if args.apd_case_splits is not None:
+        if not args.apd_case_splits.is_file():
+            raise ManifestError(f"--apd-case-splits {args.apd_case_splits}: no such file")
+        splits = json.loads(args.apd_case_splits.read_text())
     return probe_robustness(
         x[use],
-        manifest.biology[keep][use],
+        manifest.biology[rows][use],
         centre[use],
-        manifest.slide[keep][use],
+        manifest.slide[rows][use].astype(str),
         iterations=args.apd_iterations,
         seed=args.apd_seed,
         rows_per_slide=args.apd_rows_per_slide,
+        ood_embeddings=x_ood if len(x_ood) else None,
+        ood_biology=manifest.biology[ood],
+        case_splits=splits,
+        **order,
     )
 
 
@@ -202,6 +308,7 @@ def run(args: argparse.Namespace) -> None:
     from evaluation.robustness_index.clustering import clustering_score
     from evaluation.robustness_index.manifest import ManifestError, read_manifest
 
+    order = apply_pathorob_dataset(args)
     k = parse_k(args.k)
     files = parse_embeddings(args.embeddings)
     manifest = read_manifest(args.manifest, args.centre_column)
@@ -214,9 +321,12 @@ def run(args: argparse.Namespace) -> None:
                 f"{args.manifest}: --drop-group needs a group column (group or subset)"
             )
         keep = ~np.isin(manifest.group, args.drop_group)
+    ood = ood_rows(manifest, args)
+    read = keep | ood
     encoders, per_sample = {}, {}
     for name, file in files.items():
-        x = load_embeddings(file, manifest, keep)
+        x_read = load_embeddings(file, manifest, read)
+        x, x_ood = x_read[keep[read]], x_read[ood[read]]
         r = robustness_metrics(
             x,
             manifest.biology[keep],
@@ -232,7 +342,7 @@ def run(args: argparse.Namespace) -> None:
             dtype=getattr(torch, args.dtype),
             device=args.device,
         )
-        r["probe"] = probe_for(x, manifest, keep, args)
+        r["probe"] = probe_for(x[~ood[keep]], manifest, keep & ~ood, x_ood, ood, args, order)
         r["clustering"] = clustering_score(
             x,
             manifest.biology[keep],
@@ -249,6 +359,7 @@ def run(args: argparse.Namespace) -> None:
         "design": "paired_2x2" if args.paired else "all",
         "n_samples": int(keep.sum()),
         "dropped_rows": int((~keep).sum()),
+        "apd_ood_rows": int(ood.sum()),
         "manifest_columns": manifest.columns,
         "encoders": encoders,
     }
@@ -264,6 +375,7 @@ def run(args: argparse.Namespace) -> None:
                     "croma_ltm10",
                     "croma_f0",
                     "apd",
+                    "apd_ood",
                     "nipd",
                     "clustering_score",
                 )
@@ -278,5 +390,6 @@ def run(args: argparse.Namespace) -> None:
             f"{row['encoder']}: RI={row['ri']:.3f}±{row['ri_std']:.3f} (k={row['k']}) "
             f"MaRI={row['mari']:.3f} CRoMa={row['croma']:.3f} LTM10={row['croma_ltm10']:.3f} "
             f"F(0)={row['croma_f0']:.3f} APD={row['apd']:.4f} nIPD={row['nipd']:.3f} "
-            f"CS={row['clustering_score']:.3f}" + (f"  [{row['note']}]" if row["note"] else "")
+            f"CS={row['clustering_score']:.3f} APD-OOD={row['apd_ood']:.4f}"
+            + (f"  [{row['note']}]" if row["note"] else "")
         )

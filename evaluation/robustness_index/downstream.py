@@ -14,7 +14,7 @@ from evaluation.robustness_index.probe_schedule import (
     training_table,
     two_centre_split,
 )
-from evaluation.robustness_index.probe_sweep import probe_sweep
+from evaluation.robustness_index.probe_sweep import probe_sweep_tests
 
 
 def choose_design(
@@ -107,6 +107,20 @@ def layout(
     return np.asarray(order, dtype=np.int64), r, int(min_slides), warnings
 
 
+def recode(codes: np.ndarray, names: np.ndarray, order: Sequence | None, what: str) -> np.ndarray:
+    """Codes following `order` (PathoROB's list of names) instead of the sorted names.
+
+    Raises:
+        ValueError: `order` does not name exactly the values present.
+    """
+    if order is None:
+        return codes
+    order = [str(v) for v in order]
+    if sorted(order) != sorted(names.tolist()):
+        raise ValueError(f"{what} order {order} does not list exactly {names.tolist()}")
+    return np.array([order.index(n) for n in names], dtype=np.int64)[codes]
+
+
 def probe_robustness(
     embeddings: np.ndarray,
     biology: Sequence,
@@ -115,40 +129,68 @@ def probe_robustness(
     iterations: int = 20,
     seed: int = 1000,
     rows_per_slide: int | None = None,
+    ood_embeddings: np.ndarray | None = None,
+    ood_biology: Sequence | None = None,
+    case_splits: dict | None = None,
+    class_order: Sequence | None = None,
+    centre_order: Sequence | None = None,
 ) -> dict:
-    """APD (PathoROB) and nIPD (croma) from one confounder-biased probe sweep.
+    """APD (PathoROB, in- and out-of-domain) and nIPD (croma) from one confounder-biased
+    probe sweep.
 
-    The sweep (`probe_sweep`) trains logistic probes on training sets whose centre-class
-    correlation rises split by split (`choose_design`), scored on fixed held-out slides.
-    ``apd``: `apd.apd` of the accuracy matrix. ``nipd``: `nipd.nipd` with V the Cramér's V
-    of each split's training counts (`probe_schedule.cramers_v`) and chance 1 / classes.
-    Where the design cannot run, both are NaN and ``note`` says why.
+    The sweep (`probe_sweep_tests`) trains logistic probes on training sets whose
+    centre-class correlation rises split by split (`choose_design`), scored on fixed
+    held-out slides of the training centres (in-domain) and, when given, on every row of
+    centres never trained on (out-of-domain; PathoROB's ``subset == "OOD"`` rows).
+    ``apd`` / ``apd_ood``: `apd.apd` of each accuracy matrix, PathoROB's ``apd_id`` and
+    ``apd_ood`` (``np.mean(compute_apd(...))``, ``pathorob/apd/apd.py`` @5472795).
+    ``nipd``: `nipd.nipd` of the in-domain matrix with V the Cramér's V of each split's
+    training counts (`probe_schedule.cramers_v`) and chance 1 / classes. Where the design
+    cannot run, all are NaN and ``note`` says why; ``ood_note`` says why ``apd_ood`` alone
+    is NaN.
 
     Args:
-        biology, centre, slide: per-row labels; slides are never split across training and
-            test.
+        biology, centre, slide: per-row labels of the training centres; slides are never
+            split across training and test.
         iterations: replicates (PathoROB: 20).
         seed: seed of the replicate seeds (PathoROB: 1000).
         rows_per_slide: rows kept per slide (default: the fewest any slide has).
+        ood_embeddings, ood_biology: rows of the out-of-domain centres (all are tested).
+        case_splits: PathoROB's case-level splits by centre name (its
+            ``pathorob/resources/tolkach_splits.json``: ``{"train"|"test": {centre: [[case,
+            ...], ...]}}``); slides then name cases, and a case spans several classes.
+        class_order, centre_order: PathoROB's lists of class / centre names, which fix the
+            codes and so which classes each centre favours (default: sorted names; PathoROB
+            lists tolkach_esca's classes unsorted, `PATHOROB_APD_CLASSES`).
     """
     coded = code_inputs(embeddings, biology, centre, slide, None)
     nan = float("nan")
     out = {
         "apd": nan,
+        "apd_ood": nan,
         "nipd": nan,
         "design": None,
         "iterations": iterations,
         "n_classes": int(coded.biology_names.size),
         "n_centres": int(coded.centre_names.size),
+        "n_ood": 0 if ood_embeddings is None else len(ood_embeddings),
+        "case_splits": case_splits is not None,
         "warnings": [],
         "note": None,
+        "ood_note": None,
     }
     if iterations < 1:
         out["note"] = f"skipped: {iterations} probe iterations"
         return out
+    biology_codes = recode(coded.biology, coded.biology_names, class_order, "class")
+    centre_codes = recode(coded.centre, coded.centre_names, centre_order, "centre")
+    biology_names = list(class_order) if class_order else coded.biology_names.tolist()
+    centre_names = list(centre_order) if centre_order else coded.centre_names.tolist()
     order, r, min_slides, warnings = layout(
-        coded.biology, coded.centre, coded.slide, rows_per_slide
+        biology_codes, centre_codes, coded.slide, rows_per_slide
     )
+    if case_splits is not None:
+        warnings = [w for w in warnings if "span several" not in w]
     out["warnings"] += warnings
     out.update(rows_per_slide=r, min_slides_per_cell=min_slides)
     design, schedule, reason = choose_design(out["n_centres"], out["n_classes"], min_slides, r)
@@ -156,20 +198,73 @@ def probe_robustness(
     if reason is not None:
         out["note"] = reason
         return out
-    acc = probe_sweep(
+    extra, ood_reason = ood_test(ood_embeddings, ood_biology, biology_names, coded.embeddings)
+    out["ood_note"] = ood_reason
+    splits = None
+    if case_splits is not None:
+        splits = case_splits_by_code(case_splits, centre_names)
+    acc = probe_sweep_tests(
         coded.embeddings[order],
-        coded.centre[order],
-        coded.biology[order],
+        centre_codes[order],
+        biology_codes[order],
         schedule,
         r,
         iterations,
         seed,
+        extra_tests=extra,
+        case_splits=splits,
+        slide=np.asarray(slide, dtype=object)[order] if splits is not None else None,
     )
     v = [cramers_v(training_table(s, out["n_centres"], out["n_classes"])) for s in schedule]
     chance = 1.0 / out["n_classes"]
-    out.update(accuracies=acc.tolist(), cramers_v=v, chance=chance, apd=apd(acc))
+    out.update(accuracies=acc[0].tolist(), cramers_v=v, chance=chance, apd=apd(acc[0]))
+    if extra:
+        out.update(ood_accuracies=acc[1].tolist(), apd_ood=apd(acc[1]))
     try:
-        out["nipd"] = nipd(acc, np.asarray(v), chance)
+        out["nipd"] = nipd(acc[0], np.asarray(v), chance)
     except ValueError as err:
         out["note"] = f"nIPD undefined: {err}"
+    return out
+
+
+def ood_test(
+    x: np.ndarray | None, biology: Sequence | None, names: list[str], reference: np.ndarray
+) -> tuple[list[tuple[np.ndarray, np.ndarray]], str | None]:
+    """The out-of-domain test set as [(x, class codes)], or [] and the reason there is none.
+
+    Raises:
+        ValueError: rows and labels differ in number, or the rows are not finite.
+    """
+    if x is None or len(x) == 0:
+        return [], "no out-of-domain rows (centres never trained on) were given"
+    x = np.asarray(x, dtype=reference.dtype)
+    labels = np.asarray(biology, dtype=object).astype(str)
+    if x.ndim != 2 or x.shape[1] != reference.shape[1] or len(labels) != len(x):
+        raise ValueError(
+            f"out-of-domain rows {x.shape} and {len(labels)} labels do not match the "
+            f"in-domain width {reference.shape[1]}"
+        )
+    if not np.isfinite(x).all():
+        raise ValueError("out-of-domain embeddings have NaN/inf")
+    unknown = sorted(set(labels.tolist()) - set(names))
+    if unknown:
+        return [], f"out-of-domain classes {unknown} are not among the trained classes {names}"
+    return [(x, np.array([names.index(b) for b in labels], dtype=np.int64))], None
+
+
+def case_splits_by_code(splits: dict, centre_names: list[str]) -> dict:
+    """PathoROB's ``{"train"|"test": {centre: [[case, ...], ...]}}`` keyed by centre code.
+
+    Raises:
+        ValueError: a training centre has no splits, or its train and test lists differ
+            in number.
+    """
+    out: dict = {"train": {}, "test": {}}
+    for code, name in enumerate(centre_names):
+        if name not in splits.get("train", {}) or name not in splits.get("test", {}):
+            raise ValueError(f"case splits have no entry for centre {name!r}")
+        if len(splits["train"][name]) != len(splits["test"][name]):
+            raise ValueError(f"case splits of {name!r}: train and test lists differ in number")
+        out["train"][code] = splits["train"][name]
+        out["test"][code] = splits["test"][name]
     return out

@@ -9,6 +9,33 @@ PATHOROB_APD_COMMIT = "5472795d9433c12d64a7380ad19e4e78c2395566"
 # PathoROB `load_data`: (splits, slides per centre-class cell, patches per slide) per dataset.
 PATHOROB_APD_DESIGN = {"camelyon": (8, 17, 300), "tcga": (7, 12, 30), "tolkach_esca": (4, 9, 100)}
 
+# PathoROB `load_data`: in-domain (training) and out-of-domain (test-only) medical centres,
+# and the biological classes, in its order (the order fixes the class codes, and so which
+# classes each centre favours in the two-centre schedule; tolkach_esca's is not sorted).
+PATHOROB_APD_CENTRES = {
+    "camelyon": (["RUMC", "UMCU"], ["CWZ", "RST", "LPON"]),
+    "tcga": (
+        ["Asterand", "Christiana Healthcare", "Roswell Park", "University of Pittsburgh"],
+        [
+            "Cureline",
+            "Greater Poland Cancer Center",
+            "International Genomics Consortium",
+            "Johns Hopkins",
+        ],
+    ),
+    "tolkach_esca": (["VALSET2_WNS", "VALSET4_CHA_FULL"], ["VALSET1_UKK", "VALSET3_TCGA"]),
+}
+PATHOROB_APD_CLASSES = {
+    "camelyon": ["normal", "tumor"],
+    "tcga": [
+        "Breast_invasive_carcinoma",
+        "Colon_adenocarcinoma",
+        "Lung_adenocarcinoma",
+        "Lung_squamous_cell_carcinoma",
+    ],
+    "tolkach_esca": ["TUMOR", "MUSC_PROP", "SH_OES", "SH_MAG", "REGR_TU", "ADVENT"],
+}
+
 # One split: [(centre, class, training rows)] sorted by (centre, class), and the largest number
 # of training slides any cell takes at any split (fixes the validation slice and the test tail).
 Split = tuple[list[tuple[int, int, int]], int]

@@ -303,3 +303,89 @@ def ref_clustering_compute(z, bio, mc, K=None, minK=2, maxK=30, metric="cosine",
         "K": int(K),
         "num_combinations": len(all_combinations),
     }
+
+
+# --- APD with the out-of-domain test set and tolkach_esca's case-level splits ------------
+# Source: https://github.com/bifold-pathomics/PathoROB/blob/5472795d9433c12d64a7380ad19e4e78c2395566/pathorob/apd/apd.py
+# (`compute`: the `data_test_ood` set scored by the same probe as the in-domain tail, the
+# tolkach_esca branch that draws `random_train_test_split` and moves the test cases to the
+# end of each cell, `apds = {'apd_id': ..., 'apd_ood': ...}`), and `load_data` in
+# pathorob/apd/utils.py at the same commit (OOD rows = metadata ``subset == "OOD"``; the
+# feasible splits are pathorob/resources/tolkach_splits.json). Restated with the same
+# statements in the same order; only the loading is replaced by arguments.
+
+
+def ref_apd_compute_ood(
+    features,
+    data_test_ood,
+    dataset: str,
+    num_splits: int,
+    num_patches_per_slide: int,
+    iterations: int,
+    medical_centers=None,
+    feasible_splits=None,
+):
+    """`compute` with OOD: returns (ID accuracies, OOD accuracies, apd_id, apd_ood).
+
+    `features[i][j]`: (patch, i, j, slide_id) tuples of in-domain centre i, class j;
+    `data_test_ood`: (patch, centre, class, slide_id) tuples of the OOD centres.
+    """
+    import random
+
+    features = [[list(cell) for cell in row] for row in features]
+    random.seed(1000)
+    seeds = random.sample(range(0, 10000), iterations)
+    id_test_accuracies = [[] for _ in range(num_splits)]
+    ood_test_accuracies = [[] for _ in range(num_splits)]
+    for seed in seeds:
+        random.seed(seed)
+        if dataset == "tolkach_esca":
+            random_train_test_split = (
+                random.randint(0, len(feasible_splits["train"][medical_centers[0]]) - 1),
+                random.randint(0, len(feasible_splits["train"][medical_centers[1]]) - 1),
+            )
+        for i, center in enumerate(medical_centers or range(len(features))):
+            if dataset == "tolkach_esca":
+                test_cases = feasible_splits["test"][center][random_train_test_split[i]]
+            for j in range(len(features[i])):
+                chunks = [
+                    features[i][j][k : k + num_patches_per_slide]
+                    for k in range(0, len(features[i][j]), num_patches_per_slide)
+                ]
+                random.shuffle(chunks)
+                if dataset == "tolkach_esca":
+                    case_order = [chunks[k][0][3] for k in range(len(chunks))]
+                    for test_case in list(set(test_cases) & set(case_order)):
+                        chunks.append(
+                            chunks.pop(
+                                [chunks[k][0][3] for k in range(len(chunks))].index(test_case)
+                            )
+                        )
+                features[i][j] = [item for slide in chunks for item in slide]
+        for split in range(num_splits):
+            split_map, max_train = ref_split_map(dataset, split, num_patches_per_slide)
+            train = [features[i][j][:n] for i, j, n in split_map]
+            train = [t for cell in train for t in cell]
+            val = [features[i][j][n : n + int(n / max_train)] for i, j, n in split_map]
+            val = [t for cell in val for t in cell]
+            idx_test = (max_train + 1) * num_patches_per_slide
+            test_id = [
+                features[i][j][idx_test:]
+                for i, j in [(a, b) for a in range(len(features)) for b in range(len(features[0]))]
+            ]
+            test_id = [t for cell in test_id for t in cell]
+            train_x, train_y = zip(*[(p, b) for p, _, b, _ in train], strict=True)
+            val_x, val_y = zip(*[(p, b) for p, _, b, _ in val], strict=True)
+            test_x_id, test_y_id = zip(*[(p, b) for p, _, b, _ in test_id], strict=True)
+            test_x_ood, test_y_ood = zip(*[(p, b) for p, _, b, _ in data_test_ood], strict=True)
+            scores = ref_train_logistic_regression(
+                train_x, train_y, val_x, val_y, [test_x_id, test_x_ood], [test_y_id, test_y_ood]
+            )
+            id_test_accuracies[split].append(scores[0])
+            ood_test_accuracies[split].append(scores[1])
+    return (
+        id_test_accuracies,
+        ood_test_accuracies,
+        float(np.mean(ref_compute_apd(id_test_accuracies))),
+        float(np.mean(ref_compute_apd(ood_test_accuracies))),
+    )
