@@ -101,10 +101,11 @@ def make_manifest(
     """The header of a cache of `tiles` by `teachers` with `options`."""
     size = options.image_size or int(teachers[0].backbone.spec.img_size)
     _check_sizes(teachers, size)
-    if options.patch_tokens < 0 or options.shard_size < 1:
+    # at least one token: training's patch loss averages over the cached tokens of each view
+    if options.patch_tokens < 1 or options.shard_size < 1:
         raise CacheError(
-            f"--patch-tokens {options.patch_tokens} must be >= 0 and --shard-size "
-            f"{options.shard_size} >= 1"
+            f"--patch-tokens {options.patch_tokens} and --shard-size {options.shard_size} must "
+            "be >= 1"
         )
     entries = []
     for t in teachers:
