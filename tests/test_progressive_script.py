@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -105,3 +106,20 @@ def test_bad_plans_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -
     plan = _plan(tmp_path, [{"name": "a", "config": "nope.yaml"}])
     assert progressive.main([str(plan), "--out", str(tmp_path / "o")]) == 2
     assert "no config" in capsys.readouterr().err
+
+
+def test_shipped_demo_plan_dry_runs(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "progressive.py"),
+            str(ROOT / "configs" / "plans" / "progressive_demo.yaml"),
+            "--out",
+            str(tmp_path),
+            "--dry-run",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "[intermediate]" in out and "[small]" in out and "intermediate/export" in out
