@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 
 import pytest
@@ -16,15 +15,6 @@ from vitkd.cache.dataset import CachedDraws, CacheTiles
 from vitkd.cache.teachers import CacheTeacher
 from vitkd.data.collate import MaskConfig
 from vitkd.distill.module import DistillationModule
-
-
-def _module_reads_cache() -> bool:
-    return 'batch.get("cache")' in inspect.getsource(DistillationModule)
-
-
-pytestmark = pytest.mark.skipif(
-    not _module_reads_cache(), reason="DistillationModule does not read batch['cache'] yet"
-)
 
 
 def _cache_of(module: DistillationModule, slide_dir: Path, out: Path, equivariant: bool) -> Path:
